@@ -163,7 +163,7 @@ def describe_validation_error(error: ValidationError, path) -> str:
 
 
 def check_training_args(args: dict[str, Any], path) -> None:
-    """The trainer's own dataclass decides which keys exist; a scalar must keep its default's type."""
+    """The trainer's own dataclass decides which keys exist and, for plain scalar fields, their types."""
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
     fields = {field.name: field for field in dataclasses.fields(CrossEncoderTrainingArguments)}
@@ -174,15 +174,11 @@ def check_training_args(args: dict[str, Any], path) -> None:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             raise PipelineError(f"{path}: 'train.args.{key}' is not a CrossEncoderTrainingArguments field.{hint}")
-        default = fields[key].default
-        expected = float if type(default) is float else type(default)
-        if expected in (bool, int, float, str) and value is not None:
-            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
-            ok = ok or (expected is float and isinstance(value, int) and not isinstance(value, bool))
-            if not ok:
-                raise PipelineError(
-                    f"{path}: 'train.args.{key}' should be {expected.__name__}, got {value!r}; fix its value."
-                )
+        declared = str(fields[key].type).replace("<class '", "").replace("'>", "")
+        accepted = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}.get(declared)
+        wrong_bool = isinstance(value, bool) and declared != "bool"
+        if accepted and value is not None and (not isinstance(value, accepted) or wrong_bool):
+            raise PipelineError(f"{path}: 'train.args.{key}' should be {declared}, got {value!r}; fix its value.")
 
 
 # ---------------------------------------------------------------- models

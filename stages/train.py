@@ -97,7 +97,7 @@ def main() -> None:
         samples=[{"query": q, "positive": list(pos), "documents": list(docs)}
                  for q, pos, docs in zip(dev["query"], dev["positives"], dev["documents"])],
         name=r.name, at_k=r.at_k, always_rerank_positives=r.always_rerank_positives,
-        batch_size=params.evaluate.batch_size,
+        batch_size=params.evaluate.batch_size, write_csv=False,
     )
 
     # 5. Training arguments; checkpoints of other inputs are cleared, those of these inputs resumed
