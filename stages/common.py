@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
-from ruamel.yaml import YAML
+from ruamel.yaml import YAML, YAMLError
 
 
 class PipelineError(Exception):
@@ -112,6 +112,11 @@ class EvaluateParams(Section):
     nanobeir: NanoBEIRParams | None = None  # null skips NanoBEIR
 
 
+class EmissionsParams(Section):  # codecarbon's offline tracker: no network, the grid's intensity by place
+    country_iso_code: str
+    region: str | None = None
+
+
 class CardParams(Section):
     model_name: str
     model_id: str  # the hub id shown in the usage snippet
@@ -126,6 +131,7 @@ class Params(Section):
     tokenize: TokenizeParams
     train: TrainParams
     evaluate: EvaluateParams
+    emissions: EmissionsParams
     card: CardParams
 
 
@@ -135,6 +141,10 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raw = YAML(typ="safe").load(Path(path).read_text())
     except FileNotFoundError:
         raise PipelineError(f"{path} not found; run the stage from the repository root") from None
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PipelineError(f"{path} is not valid YAML{where} ({getattr(error, 'problem', error)}); fix its syntax") from None
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
@@ -236,6 +246,36 @@ def remove(path: Path) -> None:
 def write_json(path: str | Path, data: dict) -> None:
     with atomic_output(path) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@contextlib.contextmanager
+def track_emissions(params: EmissionsParams, out: str | Path, stage: str):
+    """Measure a stage's energy and emissions with codecarbon and write them as JSON when it succeeds."""
+    from codecarbon import OfflineEmissionsTracker
+
+    tracker = OfflineEmissionsTracker(
+        country_iso_code=params.country_iso_code, region=params.region, project_name=stage,
+        save_to_file=False, log_level="error",
+    )
+    tracker.start()
+    try:
+        yield
+    finally:
+        tracker.stop()
+    data = dataclasses.asdict(tracker.final_emissions_data)
+    write_json(out, {
+        "stage": stage,
+        "emissions_g": data["emissions"] * 1000,
+        "energy_consumed_kwh": data["energy_consumed"],
+        "hours_used": data["duration"] / 3600,
+        "cpu_model": data["cpu_model"],
+        "gpu_model": data["gpu_model"] or None,
+        "gpu_count": data["gpu_count"],
+        "ram_total_size_gb": data["ram_total_size"],
+        "on_cloud": data["on_cloud"] == "Y",
+        "country": data["country_name"],
+        "region": data["region"],
+    })
 
 
 # ---------------------------------------------------------------- token ids instead of text

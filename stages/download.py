@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 from datasets import Dataset, load_dataset
 
 from stages.common import PipelineError, atomic_output, entrypoint, load_params
@@ -26,7 +27,16 @@ def load_source(source: str, config, split: str, revision, limit) -> Dataset:
                 f"download.source '{source}' must be one Parquet, JSON lines or CSV file, or a folder of files of "
                 "one of those formats; point it at such data"
             )
-        dataset = load_dataset(formats.pop(), data_files=[str(p) for p in files], split="train")
+        data_format = formats.pop()
+        # datasets fails obscurely on a Parquet file without rows: count them from the footer first
+        if data_format == "parquet" and sum(pq.ParquetFile(p).metadata.num_rows for p in files) == 0:
+            raise PipelineError(f"data set '{source}' has no rows; point download.source at non-empty data")
+        try:
+            dataset = load_dataset(data_format, data_files=[str(p) for p in files], split="train")
+        except Exception as error:  # datasets wraps the reader's error; its root cause is what the user needs
+            cause = error.__cause__ or error
+            raise PipelineError(f"could not read '{source}' as {data_format}: "
+                                f"{str(cause).splitlines()[0] if str(cause) else type(cause).__name__}; fix the file") from None
     elif source.startswith((".", "/", "~")):
         raise PipelineError(f"download.source '{source}' does not exist; give an existing path or a hub data set id")
     else:

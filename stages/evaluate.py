@@ -17,7 +17,7 @@ from sentence_transformers.cross_encoder.evaluation import (
 )
 from transformers import set_seed
 
-from stages.common import PipelineError, entrypoint, load_params, write_json
+from stages.common import PipelineError, entrypoint, load_params, track_emissions, write_json
 from stages.train import load_model
 
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
@@ -56,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, help="a trained model folder; without it, the untrained base model")
     parser.add_argument("--base-metrics", type=Path, help="the base model's metrics, to compare against")
+    parser.add_argument("--emissions", type=Path, required=True)
     parser.add_argument("dev_samples", type=Path)
     parser.add_argument("metrics", type=Path)
     a = parser.parse_args()
@@ -67,11 +68,14 @@ def main() -> None:
         # 1. The base model exactly as training starts from it: same seed, same fresh score head
         set_seed(params.train.args.get("seed", 42))
         model = load_model(params.train.base_model, params.train.activation_fn, params.tokenize.max_length)
-        write_json(a.metrics, {**evaluate(model, params, dev), "seconds": round(time.perf_counter() - started, 1)})
+        with track_emissions(params.emissions, a.emissions, "evaluate_base"):
+            results = evaluate(model, params, dev)
+        write_json(a.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
         return
 
     # 2. The trained model beside the base model's cached metrics, with the difference
-    trained = evaluate(CrossEncoder(str(a.model)), params, dev)
+    with track_emissions(params.emissions, a.emissions, "evaluate"):
+        trained = evaluate(CrossEncoder(str(a.model)), params, dev)
     base = json.loads(a.base_metrics.read_text())
     report = {}
     for name, sides in trained.items():

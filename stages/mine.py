@@ -16,7 +16,9 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
 
-from stages.common import PipelineError, atomic_output, entrypoint, load_params, resolve_model, write_json
+from stages.common import (
+    PipelineError, atomic_output, entrypoint, load_params, resolve_model, track_emissions, write_json,
+)
 from stages.embed import mining_corpora
 
 
@@ -33,50 +35,52 @@ def dev_samples(dev: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFr
     return samples.rename_axis("query").reset_index()
 
 
+def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training pairs and dev candidates; labelled data needs no mining and passes through."""
+    if params.download.shape != "pairs":
+        print(f"mine: shape '{params.download.shape}' is already labelled; passing the data through unmined")
+        return train.to_pandas(), None
+    p = params.mine
+    # 1. The library samples negatives with Python's `random` and takes no seed: seed it here
+    random.seed(p.seed)
+    np.random.seed(p.seed)
+    torch.manual_seed(p.seed)
+    model = SentenceTransformer(resolve_model(params.embed.model))
+    train_corpus, full_corpus = mining_corpora(train, dev)
+    if p.dev_candidates >= len(full_corpus):
+        raise PipelineError(
+            f"mine.dev_candidates is {p.dev_candidates} but the corpus has {len(full_corpus)} documents; lower it"
+        )
+    common = dict(
+        model=model, anchor_column_name="query", positive_column_name="document",
+        batch_size=params.embed.batch_size, query_prompt=params.embed.query_prompt,
+        corpus_prompt=params.embed.corpus_prompt, use_faiss=p.use_faiss, faiss_batch_size=p.faiss_batch_size,
+        cache_folder=str(embeddings_dir), verbose=False,
+    )
+    # 2. Training pairs: each positive plus its mined hard negatives, labelled 1/0
+    try:
+        mined = mine_hard_negatives(train, corpus=train_corpus, output_format="labeled-pair",
+                                    **p.train.model_dump(), **common)
+    except ValueError as error:  # the library's own check of range_min/range_max/num_negatives
+        raise PipelineError(f"mine.train: {error}") from None
+    # 3. Dev reranking set: the top candidates of the whole corpus, in retrieval order
+    candidates = mine_hard_negatives(dev, corpus=full_corpus, num_negatives=p.dev_candidates,
+                                     include_positives=True, output_format="n-tuple", **common)
+    return mined.to_pandas(), candidates.to_pandas()
+
+
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("split_dir", type=Path)
-    parser.add_argument("embeddings_dir", type=Path)
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("metrics", type=Path)
+    for name in ("split_dir", "embeddings_dir", "out_dir", "metrics", "emissions"):
+        parser.add_argument(name, type=Path)
     args = parser.parse_args()
     params = load_params()
-    p = params.mine
     started = time.perf_counter()
     train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
     dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
-
-    if params.download.shape == "pairs":
-        # 1. The library samples negatives with Python's `random` and takes no seed: seed it here
-        random.seed(p.seed)
-        np.random.seed(p.seed)
-        torch.manual_seed(p.seed)
-        model = SentenceTransformer(resolve_model(params.embed.model))
-        train_corpus, full_corpus = mining_corpora(train, dev)
-        common = dict(
-            model=model, anchor_column_name="query", positive_column_name="document",
-            batch_size=params.embed.batch_size, query_prompt=params.embed.query_prompt,
-            corpus_prompt=params.embed.corpus_prompt, use_faiss=p.use_faiss, faiss_batch_size=p.faiss_batch_size,
-            cache_folder=str(args.embeddings_dir), verbose=False,
-        )
-        if p.dev_candidates >= len(full_corpus):
-            raise PipelineError(
-                f"mine.dev_candidates is {p.dev_candidates} but the corpus has {len(full_corpus)} documents; lower it"
-            )
-        # 2. Training pairs: each positive plus its mined hard negatives, labelled 1/0
-        try:
-            mined = mine_hard_negatives(train, corpus=train_corpus, output_format="labeled-pair",
-                                        **p.train.model_dump(), **common)
-        except ValueError as error:  # the library's own check of range_min/range_max/num_negatives
-            raise PipelineError(f"mine.train: {error}") from None
-        # 3. Dev reranking set: the top candidates of the whole corpus, in retrieval order
-        candidates = mine_hard_negatives(dev, corpus=full_corpus, num_negatives=p.dev_candidates,
-                                         include_positives=True, output_format="n-tuple", **common).to_pandas()
-        train_pairs = mined.to_pandas()
-    else:
-        print(f"mine: shape '{params.download.shape}' is already labelled; passing the data through unmined")
-        train_pairs, candidates = train.to_pandas(), None
+    with track_emissions(params.emissions, args.emissions, "mine"):
+        train_pairs, candidates = mine(params, train, dev, args.embeddings_dir)
     train_pairs["label"] = train_pairs["label"].astype("float32")
     samples = dev_samples(dev.to_pandas(), candidates)
     found = samples.apply(lambda row: any(d in row["positives"] for d in row["documents"]), axis=1)

