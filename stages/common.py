@@ -90,6 +90,7 @@ class TrainParams(Section):
     loss: str  # a class name in sentence_transformers.cross_encoder.losses
     loss_args: dict[str, Any] = {}
     args: dict[str, Any]  # CrossEncoderTrainingArguments, checked against its fields
+    num_processes: PositiveInt = 1  # >1: the train stage relaunches itself under torchrun (DDP)
 
 
 class RerankingParams(Section):
@@ -249,10 +250,14 @@ def write_json(path: str | Path, data: dict) -> None:
 
 
 @contextlib.contextmanager
-def track_emissions(params: EmissionsParams, out: str | Path, stage: str):
-    """Measure a stage's energy and emissions with codecarbon and write them as JSON when it succeeds."""
+def track_emissions(params: EmissionsParams, out: str | Path, stage: str, enabled: bool = True):
+    """Measure a stage's energy and emissions with codecarbon and write them as JSON when it succeeds.
+    codecarbon measures the whole machine, so under DDP only the main process tracks (enabled)."""
     from codecarbon import OfflineEmissionsTracker
 
+    if not enabled:
+        yield
+        return
     tracker = OfflineEmissionsTracker(
         country_iso_code=params.country_iso_code, region=params.region, project_name=stage,
         save_to_file=False, log_level="error",

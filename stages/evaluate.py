@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 from sentence_transformers.cross_encoder.evaluation import (
@@ -17,12 +18,36 @@ from sentence_transformers.cross_encoder.evaluation import (
 )
 from transformers import set_seed
 
-from stages.common import PipelineError, entrypoint, load_params, track_emissions, write_json
+from stages.common import PipelineError, atomic_output, entrypoint, load_params, track_emissions, write_json
 from stages.train import load_model
 
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
 # (the embedding model's retrieval for the dev set, BM25 for NanoBEIR).
 METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+)$")
+
+
+def score_distribution(pairs, scores, dev: pd.DataFrame, bins: int = 20) -> pd.DataFrame:
+    """Share of positive and of negative dev pairs per score bin, for `dvc plots`."""
+    positives = dict(zip(dev["query"], map(set, dev["positives"])))
+    relevant = np.array([document in positives[query] for query, document in pairs])
+    edges = np.histogram_bin_edges(scores, bins=bins)
+    shares = {name: np.histogram(scores[mask], bins=edges)[0] / max(mask.sum(), 1)
+              for name, mask in (("positive", relevant), ("negative", ~relevant))}
+    return pd.DataFrame({"score": ((edges[:-1] + edges[1:]) / 2).round(4), **shares})
+
+
+def record_predictions(model: CrossEncoder) -> dict:
+    """Keep the pairs and scores of the model's next predict call (the reranking evaluator makes exactly
+    one), so that the score distribution costs no second pass over the dev set."""
+    recorded, predict = {}, model.predict
+
+    def predict_and_record(pairs, *args, **kwargs):
+        recorded["pairs"], recorded["scores"] = pairs, np.asarray(predict(pairs, *args, **kwargs))
+        model.predict = predict
+        return recorded["scores"]
+
+    model.predict = predict_and_record
+    return recorded
 
 
 def evaluate(model: CrossEncoder, params, dev: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
@@ -57,6 +82,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="a trained model folder; without it, the untrained base model")
     parser.add_argument("--base-metrics", type=Path, help="the base model's metrics, to compare against")
     parser.add_argument("--emissions", type=Path, required=True)
+    parser.add_argument("--score-plot", type=Path, help="where to write the dev score distribution (trained model)")
     parser.add_argument("dev_samples", type=Path)
     parser.add_argument("metrics", type=Path)
     a = parser.parse_args()
@@ -74,8 +100,13 @@ def main() -> None:
         return
 
     # 2. The trained model beside the base model's cached metrics, with the difference
+    model = CrossEncoder(str(a.model))
+    recorded = record_predictions(model)
     with track_emissions(params.emissions, a.emissions, "evaluate"):
-        trained = evaluate(CrossEncoder(str(a.model)), params, dev)
+        trained = evaluate(model, params, dev)
+    if a.score_plot:
+        with atomic_output(a.score_plot) as partial:
+            score_distribution(recorded["pairs"], recorded["scores"], dev).to_csv(partial, index=False)
     base = json.loads(a.base_metrics.read_text())
     report = {}
     for name, sides in trained.items():

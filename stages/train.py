@@ -8,8 +8,10 @@ import argparse
 import hashlib
 import inspect
 import json
+import os
 import platform
 import shutil
+import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -23,8 +25,8 @@ from sentence_transformers.cross_encoder import (
     CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses,
 )
 from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+from accelerate import PartialState
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from stages.common import (
     PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_params, resolve_model,
@@ -61,6 +63,31 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
     return loss_class(model, **kwargs)
 
 
+def check_precision(args: dict) -> None:
+    """bf16/fp16 on a device without them fails deep inside torch; say so up front instead."""
+    cuda = torch.cuda.is_available()
+    if args.get("bf16") and not args.get("use_cpu") and not (cuda and torch.cuda.is_bf16_supported()):
+        raise PipelineError("train.args.bf16 is true but no GPU here supports bf16; set train.args.bf16=false "
+                            "(or fp16=true on an older GPU)")
+    if args.get("fp16") and not cuda:
+        raise PipelineError("train.args.fp16 is true but there is no CUDA GPU here; set train.args.fp16=false")
+
+
+def relaunch_under_torchrun(num_processes: int) -> None:
+    """One param, train.num_processes, turns the stage into a DDP run: re-execute it under torchrun."""
+    if num_processes > 1 and "LOCAL_RANK" not in os.environ:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={num_processes}", "-m", "stages.train", *sys.argv[1:]]
+        print(f"train: launching {num_processes} processes: {' '.join(command[2:])}", flush=True)
+        os.execv(sys.executable, command)
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint whose trainer state was written (a kill mid-save leaves one without)."""
+    steps = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]), reverse=True)
+    return next((str(path) for path in steps if (path / "trainer_state.json").exists()), None)
+
+
 def fingerprint(params, *paths: Path) -> str:
     """Identifies what a checkpoint was trained from, so that only a run of the same inputs resumes it."""
     digest = hashlib.sha256(json.dumps([params.train.model_dump(), params.tokenize.model_dump(),
@@ -78,6 +105,9 @@ def main() -> None:
     a = parser.parse_args()
     params = load_params()
     p = params.train
+    check_precision(p.args)
+    relaunch_under_torchrun(p.num_processes)
+    main_process = PartialState().is_main_process  # rank 0 alone writes outputs
 
     # 1. Model: the base model with a fresh one-label score head; it takes token ids as well as text
     set_seed(p.args.get("seed", 42))
@@ -103,25 +133,30 @@ def main() -> None:
     # 5. Training arguments; checkpoints of other inputs are cleared, those of these inputs resumed
     run_id = fingerprint(params, a.train_ids, a.dev_samples)
     stamp = a.checkpoints / "fingerprint"
-    if not stamp.exists() or stamp.read_text() != run_id:
+    if main_process and (not stamp.exists() or stamp.read_text() != run_id):
         shutil.rmtree(a.checkpoints, ignore_errors=True)
         a.checkpoints.mkdir(parents=True)
         stamp.write_text(run_id)
-    resume_from = get_last_checkpoint(str(a.checkpoints))
+    PartialState().wait_for_everyone()
+    resume_from = last_complete_checkpoint(a.checkpoints)
     args = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **p.args)
 
     # 6. Train, logging each step to DVCLive
-    live = Live(str(a.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
+    callbacks = []
+    if main_process:
+        live = Live(str(a.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
+        callbacks.append(DVCLiveCallback(live=live, log_model=None))
     trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator,
-        callbacks=[DVCLiveCallback(live=live, log_model=None)],
+        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=callbacks,
     )
     if resume_from:
         print(f"train: resuming from {resume_from}")
     started = time.perf_counter()
-    with track_emissions(params.emissions, a.emissions, "train"):
+    with track_emissions(params.emissions, a.emissions, "train", enabled=main_process):
         result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
+    if not main_process:
+        return
 
     # 7. Save the model, then the log and metrics the card renders from
     with atomic_output(a.model_out) as partial:
@@ -146,6 +181,7 @@ def main() -> None:
         "steps": state.global_step,
         "best_step": state.best_global_step,
         "pairs_per_second": round(len(train_dataset) * args.num_train_epochs / seconds, 2),
+        "processes": args.world_size,
         "seconds": round(seconds, 1),
     })
     # Checkpoints exist to resume a killed run; once the model is saved they are only disk weight

@@ -68,3 +68,15 @@ def test_model_path_that_does_not_exist(repo):
     set_params(repo, {"embed.model": "./models/missing"})
     result = run(repo, sys.executable, "-m", "stages.embed", "data/download", "data/embeddings", check=False)
     assert_clean_failure(result, repo, "data/embeddings", "./models/missing", "does not exist")
+
+
+def test_bf16_without_a_gpu_that_has_it(repo):
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        pytest.skip("this machine has bf16")
+    set_params(repo, {"train.args.bf16": True})
+    result = run(repo, sys.executable, "-m", "stages.train", "data/tokenize/train.parquet", "data/mine/dev.parquet",
+                 "data/checkpoints", "data/model", "data/train/log.json", "metrics/train.json", "dvclive/train",
+                 "emissions/train.json", check=False)
+    assert_clean_failure(result, repo, "data/model", "train.args.bf16", "bf16=false")
