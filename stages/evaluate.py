@@ -18,8 +18,9 @@ from sentence_transformers.cross_encoder.evaluation import (
 )
 from transformers import set_seed
 
-from stages.common import PipelineError, atomic_output, entrypoint, load_params, track_emissions, write_json
-from stages.train import load_model
+from stages.common import (
+    PipelineError, atomic_output, entrypoint, load_model, load_params, outside_path, track_emissions, write_json,
+)
 
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
 # (the embedding model's retrieval for the dev set, BM25 for NanoBEIR).
@@ -50,21 +51,28 @@ def record_predictions(model: CrossEncoder) -> dict:
     return recorded
 
 
-def evaluate(model: CrossEncoder, params, dev: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    e = params.evaluate
-    evaluators = [CrossEncoderRerankingEvaluator(
+def reranking_evaluator(params, dev: pd.DataFrame) -> CrossEncoderRerankingEvaluator:
+    """The dev reranking set (the mine stage's candidates, in retrieval order), as training and evaluate see it."""
+    r = params.evaluate.reranking
+    return CrossEncoderRerankingEvaluator(
         samples=[{"query": q, "positive": list(pos), "documents": list(docs)}
                  for q, pos, docs in zip(dev["query"], dev["positives"], dev["documents"])],
-        name=e.reranking.name, at_k=e.reranking.at_k, always_rerank_positives=e.reranking.always_rerank_positives,
-        batch_size=e.batch_size, write_csv=False,
-    )]
+        name=r.name, at_k=r.at_k, always_rerank_positives=r.always_rerank_positives,
+        batch_size=params.evaluate.batch_size, write_csv=False,
+    )
+
+
+def evaluate(model: CrossEncoder, params, dev: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    e = params.evaluate
+    evaluators = [reranking_evaluator(params, dev)]
     if e.nanobeir is not None:
         n = e.nanobeir
-        if n.dataset_id.startswith((".", "/")) and not Path(n.dataset_id).is_dir():
+        dataset_id = outside_path(n.dataset_id)
+        if dataset_id.startswith((".", "/")) and not Path(dataset_id).is_dir():
             raise PipelineError(f"evaluate.nanobeir.dataset_id '{n.dataset_id}' does not exist; give a NanoBEIR-layout "
                                 "folder, a hub id such as sentence-transformers/NanoBEIR-en, or set nanobeir: null")
         evaluators.append(CrossEncoderNanoBEIREvaluator(
-            dataset_names=n.dataset_names, dataset_id=n.dataset_id, rerank_k=n.rerank_k, at_k=n.at_k,
+            dataset_names=n.dataset_names, dataset_id=dataset_id, rerank_k=n.rerank_k, at_k=n.at_k,
             always_rerank_positives=n.always_rerank_positives, batch_size=e.batch_size, write_csv=False,
         ))
     results: dict[str, dict[str, dict[str, float]]] = {}

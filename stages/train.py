@@ -20,25 +20,17 @@ import pandas as pd
 import torch
 from datasets import Dataset
 from dvclive import Live
-from dvclive.huggingface import DVCLiveCallback
-from sentence_transformers.cross_encoder import (
-    CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses,
-)
-from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
-from accelerate import PartialState
+from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
 from transformers import set_seed
+from transformers.integrations import DVCLiveCallback
 
 from stages.common import (
-    PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_params, resolve_model,
+    PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_model, load_params,
     track_emissions, write_json,
 )
+from stages.evaluate import reranking_evaluator
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
-
-
-def load_model(spec: str, activation_fn: str | None, max_length: int) -> CrossEncoder:
-    activation = import_object(activation_fn)() if activation_fn else None
-    return CrossEncoder(resolve_model(spec), num_labels=1, max_length=max_length, activation_fn=activation)
 
 
 def build_loss(model: CrossEncoder, name: str, loss_args: dict):
@@ -107,7 +99,14 @@ def main() -> None:
     p = params.train
     check_precision(p.args)
     relaunch_under_torchrun(p.num_processes)
-    main_process = PartialState().is_main_process  # rank 0 alone writes outputs
+    # The training arguments set up the (distributed) state, so they come first. Without a GPU, a torchrun
+    # launch is DDP only when they are told to use the CPU, and transformers 5 takes the rank as an argument.
+    launched = {"use_cpu": p.args.get("use_cpu", not torch.cuda.is_available()),
+                "local_rank": int(os.environ.get("LOCAL_RANK", -1))}
+    # Each construction resets the shared distributed state: the defaults (for the card) first, then the real one
+    defaults = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **launched).to_dict()
+    args = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **{**launched, **p.args})
+    main_process, processes = args.process_index == 0, args.world_size  # rank 0 alone writes outputs
 
     # 1. Model: the base model with a fresh one-label score head; it takes token ids as well as text
     set_seed(p.args.get("seed", 42))
@@ -121,25 +120,17 @@ def main() -> None:
     loss = build_loss(model, p.loss, p.loss_args)
 
     # 4. Evaluator: the mined dev reranking set, in retrieval order
-    dev = pd.read_parquet(a.dev_samples)
-    r = params.evaluate.reranking
-    evaluator = CrossEncoderRerankingEvaluator(
-        samples=[{"query": q, "positive": list(pos), "documents": list(docs)}
-                 for q, pos, docs in zip(dev["query"], dev["positives"], dev["documents"])],
-        name=r.name, at_k=r.at_k, always_rerank_positives=r.always_rerank_positives,
-        batch_size=params.evaluate.batch_size, write_csv=False,
-    )
+    evaluator = reranking_evaluator(params, pd.read_parquet(a.dev_samples))
 
-    # 5. Training arguments; checkpoints of other inputs are cleared, those of these inputs resumed
+    # 5. Checkpoints of other inputs are cleared, those of these inputs resumed
     run_id = fingerprint(params, a.train_ids, a.dev_samples)
     stamp = a.checkpoints / "fingerprint"
     if main_process and (not stamp.exists() or stamp.read_text() != run_id):
         shutil.rmtree(a.checkpoints, ignore_errors=True)
         a.checkpoints.mkdir(parents=True)
         stamp.write_text(run_id)
-    PartialState().wait_for_everyone()
+    args.distributed_state.wait_for_everyone()
     resume_from = last_complete_checkpoint(a.checkpoints)
-    args = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **p.args)
 
     # 6. Train, logging each step to DVCLive
     callbacks = []
@@ -162,7 +153,6 @@ def main() -> None:
     with atomic_output(a.model_out) as partial:
         model.save_pretrained(str(partial))
     state = trainer.state
-    defaults = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none").to_dict()
     all_args = args.to_dict()
     write_json(a.log_out, {
         "log_history": state.log_history,
@@ -171,7 +161,7 @@ def main() -> None:
         "metric_for_best_model": args.metric_for_best_model,
         "loss": {"name": p.loss, "config": loss.get_config_dict()},
         "non_default_args": {k: v for k, v in all_args.items() if v != defaults.get(k) and k not in
-                             ("output_dir", "logging_dir", "report_to")},
+                             ("output_dir", "logging_dir", "report_to", "local_rank")},
         "all_args": {k: v for k, v in all_args.items() if k not in ("output_dir", "logging_dir")},
         "train_samples": len(train_dataset),
         "versions": {"python": platform.python_version(), **{n: version(n) for n in FRAMEWORKS}},
@@ -181,7 +171,7 @@ def main() -> None:
         "steps": state.global_step,
         "best_step": state.best_global_step,
         "pairs_per_second": round(len(train_dataset) * args.num_train_epochs / seconds, 2),
-        "processes": args.world_size,
+        "processes": processes,
         "seconds": round(seconds, 1),
     })
     # Checkpoints exist to resume a killed run; once the model is saved they are only disk weight

