@@ -46,7 +46,7 @@ def set_params(repo: Path, overrides: dict) -> None:
 def env() -> dict:
     # Stages run `python`: make it this interpreter, whatever PATH the test runner was started with
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1"}
 
 
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -147,31 +147,6 @@ Subsystem sftp internal-sftp
 # --- the team workflow, once per remote kind -------------------------------------------------------------
 
 @dataclass
-class Experimented:
-    repo: Path                   # reproduced, committed, with experiment lr-high; workspace back at the commit
-    baseline: dict[str, str]     # md5 of each cached output of the commit
-    lr_high: dict[str, str]      # the same for the experiment lr-high
-
-
-@pytest.fixture(scope="module")
-def experimented(reproduced, tmp_path_factory) -> Experimented:
-    """The one training run of this module: both remote kinds push copies of this repo."""
-    repo = tmp_path_factory.mktemp("experimented") / "repo"
-    shutil.copytree(reproduced, repo, symlinks=True)
-    run(repo, "git", "add", "-A")  # dvc.lock, metrics, dvclive, emissions; data/ is git-ignored
-    run(repo, "git", "commit", "-qm", "reproduced")
-    baseline = {out: md5(repo / out) for out in CACHED_OUTS}
-    dvc(repo, "exp", "run", "-n", "lr-high", "-S", "train.args.learning_rate=1e-4")
-    lr_high = {out: md5(repo / out) for out in CACHED_OUTS}
-    # Back to the commit; the experiment lives on in its git ref and the cache
-    run(repo, "git", "reset", "-q", "--hard")
-    run(repo, "git", "clean", "-qfd")
-    dvc(repo, "checkout")
-    assert {out: md5(repo / out) for out in CACHED_OUTS} == baseline
-    return Experimented(repo=repo, baseline=baseline, lr_high=lr_high)
-
-
-@dataclass
 class Shared:
     kind: str
     repo: Path                   # the checkout that pushed
@@ -179,21 +154,21 @@ class Shared:
     remote: Path                 # the remote's storage directory (local, or the SSH server's disk)
     files_pushed: int            # as `dvc push` / `dvc exp push` reported, all pushes together
     planted: list[str]           # md5s of resume-only checkpoint files present at push time
-    baseline: dict[str, str]
-    lr_high: dict[str, str]
+    baseline: dict[str, str]     # md5 of each cached output of the commit pushed
+    lr_high: dict[str, str]      # the same for the experiment lr-high
     clone_checkpoints: list[str]  # what data/checkpoints holds in the clone right after pull
     remote_config: str           # the clone's .dvc/config as git brought it
 
 
 @pytest.fixture(scope="module", params=["local", "ssh"])
-def shared(request, experimented, tmp_path_factory) -> Shared:
+def shared(request, reproduced, tmp_path_factory) -> Shared:
     kind = request.param
     root = tmp_path_factory.mktemp(f"shared-{kind}")
     repo = root / "repo"
-    shutil.copytree(experimented.repo, repo, symlinks=True)
+    shutil.copytree(reproduced, repo, symlinks=True)
     remote = root / "remote"
 
-    # 1. A git remote, a DVC remote whose config goes into git, then push the data and the commit
+    # 1. Commit the pipeline's results and a DVC remote (its config in git), push the data, then the commit
     branch = run(repo, "git", "symbolic-ref", "--short", "HEAD").stdout.strip()
     origin = root / "origin.git"
     run(root, "git", "init", "-q", "--bare", f"--initial-branch={branch}", str(origin))
@@ -206,17 +181,22 @@ def shared(request, experimented, tmp_path_factory) -> Shared:
         dvc(repo, "remote", "add", "-d", "storage", f"ssh://{server.user}@127.0.0.1:{server.port}{remote}")
         # A key path is per machine: it goes to .dvc/config.local, which git ignores
         dvc(repo, "remote", "modify", "--local", "storage", "keyfile", str(server.client_key))
-    run(repo, "git", "add", ".dvc/config")
-    run(repo, "git", "commit", "-qm", f"{kind} remote storage")
+    run(repo, "git", "add", "-A")  # dvc.lock, metrics, dvclive, emissions, .dvc/config; data/ is git-ignored
+    run(repo, "git", "commit", "-qm", f"reproduced, {kind} remote storage")
+    baseline = {out: md5(repo / out) for out in CACHED_OUTS}
     planted = [plant_checkpoint(repo, "900")]
     files_pushed = pushed(dvc(repo, "push"))
     run(repo, "git", "push", "-q", "origin", f"HEAD:{branch}")
 
-    # 2. The experiment: its git ref to origin, its outputs (by default) to the DVC remote
+    # 2. One experiment: `dvc exp push` sends its git ref to origin and its outputs to the DVC remote
+    dvc(repo, "exp", "run", "-n", "lr-high", "-S", "train.args.learning_rate=1e-4")
+    lr_high = {out: md5(repo / out) for out in CACHED_OUTS}
     planted.append(plant_checkpoint(repo, "901"))
     result = dvc(repo, "exp", "push", "origin", "lr-high")
-    assert "Pushed experiment lr-high" in result.stdout, result.stdout
+    assert "Pushed experiment lr-high to Git remote 'origin'" in result.stdout, result.stdout
     files_pushed += pushed(result)
+    again = dvc(repo, "push")  # the workspace holds lr-high's outputs: exp push has sent them all
+    assert pushed(again) == 0 and "Everything is up to date" in again.stdout, again.stdout
 
     # 3. Another checkout: git clone, remote config from git (plus the key, again local), dvc pull
     clone = root / "clone"
@@ -229,8 +209,8 @@ def shared(request, experimented, tmp_path_factory) -> Shared:
     checkpoints = clone / "data/checkpoints"
     clone_checkpoints = [str(p.relative_to(clone)) for p in [checkpoints, *checkpoints.rglob("*")] if p.exists()]
     return Shared(kind=kind, repo=repo, clone=clone, remote=remote, files_pushed=files_pushed, planted=planted,
-                  baseline=experimented.baseline, lr_high=experimented.lr_high,
-                  clone_checkpoints=sorted(clone_checkpoints), remote_config=remote_config)
+                  baseline=baseline, lr_high=lr_high, clone_checkpoints=sorted(clone_checkpoints),
+                  remote_config=remote_config)
 
 
 # --- the checks (in this order: the last one changes the clone's workspace) ----------------------------------
