@@ -22,6 +22,16 @@ def mining_corpora(train: Dataset, dev: Dataset) -> tuple[list[str], list[str]]:
     return train_corpus, list(dict.fromkeys(train_corpus + list(dev["document"])))
 
 
+def mining_options(params, model: SentenceTransformer, cache_folder: Path) -> dict:
+    """The mine_hard_negatives options that embed and mine share. The library keys its embedding cache on
+    model, prompts and texts, so both stages must pass the same ones for mine to find embed's work."""
+    return dict(
+        model=model, anchor_column_name="query", positive_column_name="document",
+        batch_size=params.embed.batch_size, query_prompt=params.embed.query_prompt,
+        corpus_prompt=params.embed.corpus_prompt, cache_folder=str(cache_folder), verbose=False,
+    )
+
+
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -44,11 +54,7 @@ def main() -> None:
         # The library caches embeddings under a hash of (model, prompt, texts) and offers no call that only
         # encodes; a one-negative mining pass over the exact texts the mine stage uses fills those entries.
         for queries, corpus in ((train, train_corpus), (dev, full_corpus)):
-            mine_hard_negatives(
-                queries, model, anchor_column_name="query", positive_column_name="document", corpus=corpus,
-                num_negatives=1, batch_size=p.batch_size, query_prompt=p.query_prompt,
-                corpus_prompt=p.corpus_prompt, cache_folder=str(partial), verbose=False,
-            )
+            mine_hard_negatives(queries, corpus=corpus, num_negatives=1, **mining_options(params, model, partial))
     print(f"embed: {len(full_corpus)} documents and {len(set(train['query'])) + len(set(dev['query']))} queries "
           f"encoded in {time.perf_counter() - started:.0f} s")
 

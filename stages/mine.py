@@ -19,7 +19,7 @@ from sentence_transformers.util import mine_hard_negatives
 from stages.common import (
     PipelineError, atomic_output, entrypoint, load_params, resolve_model, track_emissions, write_json,
 )
-from stages.embed import mining_corpora
+from stages.embed import mining_corpora, mining_options
 
 
 def dev_samples(dev: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:
@@ -51,12 +51,8 @@ def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd
         raise PipelineError(
             f"mine.dev_candidates is {p.dev_candidates} but the corpus has {len(full_corpus)} documents; lower it"
         )
-    common = dict(
-        model=model, anchor_column_name="query", positive_column_name="document",
-        batch_size=params.embed.batch_size, query_prompt=params.embed.query_prompt,
-        corpus_prompt=params.embed.corpus_prompt, use_faiss=p.use_faiss, faiss_batch_size=p.faiss_batch_size,
-        cache_folder=str(embeddings_dir), verbose=False,
-    )
+    common = dict(**mining_options(params, model, embeddings_dir), use_faiss=p.use_faiss,
+                  faiss_batch_size=p.faiss_batch_size)
     # 2. Training pairs: each positive plus its mined hard negatives, labelled 1/0
     try:
         mined = mine_hard_negatives(train, corpus=train_corpus, output_format="labeled-pair",
