@@ -75,7 +75,7 @@ def test_sampling_param_remines_without_reencoding_and_is_seeded(reproduced, tmp
     stages = ran(dvc(repo, "repro", "mine"))
     assert stages == {"mine"}, "changing a sampling param must not re-encode the corpus"
     # a cache miss would write new embeddings into embed's output, which DVC would report as changed
-    assert "up to date" in dvc(repo, "status").stdout
+    assert "up to date" in dvc(repo, "status", "embed").stdout
     first = pd.read_parquet(repo / "data/mine/train.parquet")
     dvc(repo, "repro", "--force", "--single-item", "mine")
     second = pd.read_parquet(repo / "data/mine/train.parquet")
