@@ -48,8 +48,8 @@ class DownloadParams(Section):
     split: str = "train"
     revision: str | None = None
     limit: PositiveInt | None = None  # rows read from the source, before the dev hold-out
-    shape: Literal["pairs", "labelled_pairs"] = "pairs"
-    columns: dict[str, str]  # recipe column -> source column
+    shape: Literal["pairs", "labelled_pairs", "scored_pairs", "listwise"] = "pairs"
+    columns: dict[str, str]  # recipe column -> source column (a.b reads field b of a nested column a)
     dev_queries: PositiveInt
     seed: int
 
@@ -72,8 +72,15 @@ class MineTrainParams(Section):  # the options of sentence-transformers' mine_ha
     sampling_strategy: Literal["top", "random"] = "top"
 
 
+class TeacherParams(Section):  # the cross-encoder whose scores MSELoss and MarginMSELoss learn
+    model: str
+    batch_size: PositiveInt = 64
+    activation_fn: str | None = "torch.nn.Identity"  # raw logits; null: the teacher's own activation
+
+
 class MineParams(Section):
     seed: int
+    teacher: TeacherParams | None = None
     use_faiss: bool = False
     faiss_batch_size: PositiveInt = 16384
     train: MineTrainParams
@@ -86,11 +93,15 @@ class TokenizeParams(Section):
 
 class TrainParams(Section):
     base_model: str
+    trust_remote_code: bool = False  # run the base model's own code from the hub: only where a recipe says so
+    num_labels: PositiveInt = 1  # 1: a relevance score; more only for CrossEntropyLoss classification
     activation_fn: str | None = None  # dotted path of the model's activation; None: the library's default
     loss: str  # a class name in sentence_transformers.cross_encoder.losses
     loss_args: dict[str, Any] = {}
     args: dict[str, Any]  # CrossEncoderTrainingArguments, checked against its fields
     num_processes: PositiveInt = 1  # >1: the train stage relaunches itself under torchrun (DDP)
+    evaluators: list[Literal["reranking", "classification", "nanobeir"]] = ["reranking"]  # run at each eval step
+    eval_loss: bool = False  # also the loss on the dev pairs at each eval step (pair losses only)
 
 
 class RerankingParams(Section):
@@ -107,9 +118,14 @@ class NanoBEIRParams(Section):
     always_rerank_positives: bool = True
 
 
+class ClassificationParams(Section):  # CrossEncoderClassificationEvaluator on the labelled dev pairs
+    name: str
+
+
 class EvaluateParams(Section):
     batch_size: PositiveInt
-    reranking: RerankingParams
+    reranking: RerankingParams | None = None  # null skips the dev reranking
+    classification: ClassificationParams | None = None  # null skips classification
     nanobeir: NanoBEIRParams | None = None  # null skips NanoBEIR
 
 
@@ -126,6 +142,7 @@ class CardParams(Section):
 
 
 class Params(Section):
+    recipe: str  # the conf/recipe/ file params.yaml was composed from
     download: DownloadParams
     embed: EmbedParams
     mine: MineParams
@@ -151,6 +168,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except ValidationError as error:
         raise PipelineError(describe_validation_error(error, path)) from None
     check_training_args(params.train.args, path)
+    check_recipe(params, path)
     return params
 
 
@@ -192,6 +210,81 @@ def check_training_args(args: dict[str, Any], path) -> None:
             raise PipelineError(f"{path}: 'train.args.{key}' should be {declared}, got {value!r}; fix its value.")
 
 
+# What each loss reads, from its docstring's input table (the library states it nowhere machine-readable):
+# "pair" (query, document, label), "tuple" (query, positive, negative_1..n), "list" (query, documents, labels).
+LOSS_INPUT = {
+    "BinaryCrossEntropyLoss": "pair", "CrossEntropyLoss": "pair", "MSELoss": "pair",
+    "MultipleNegativesRankingLoss": "tuple", "CachedMultipleNegativesRankingLoss": "tuple", "MarginMSELoss": "tuple",
+    "LambdaLoss": "list", "ListNetLoss": "list", "ListMLELoss": "list", "PListMLELoss": "list", "RankNetLoss": "list",
+    "ADRMSELoss": "list",
+}
+TEACHER_LOSSES = {"MSELoss", "MarginMSELoss"}  # their labels are a teacher's scores
+INPUT_COLUMNS = {"pair": "(query, document, label) pairs", "tuple": "(query, positive, negative_1..n) tuples",
+                 "list": "listwise rows (query, documents, labels)"}
+# What each data shape gives without mining; pairs are mined into whatever the loss reads.
+SHAPE_GIVES = {"labelled_pairs": "pair", "scored_pairs": "pair", "listwise": "list"}
+
+
+def loss_input(params: Params) -> str:
+    return LOSS_INPUT[params.train.loss]
+
+
+def check_recipe(params: Params, path) -> None:
+    """Data shape, loss, teacher and evaluators must fit together: fail before any stage runs, not mid-training."""
+    t, shape = params.train, params.download.shape
+    if t.loss not in LOSS_INPUT:
+        raise PipelineError(f"{path}: train.loss '{t.loss}' is not a sentence-transformers cross-encoder loss; "
+                            f"use one of {', '.join(LOSS_INPUT)}")
+    wants = LOSS_INPUT[t.loss]
+    if shape != "pairs" and SHAPE_GIVES[shape] != wants:
+        raise PipelineError(f"{path}: train.loss {t.loss} wants {INPUT_COLUMNS[wants]}, but download.shape "
+                            f"'{shape}' gives {INPUT_COLUMNS[SHAPE_GIVES[shape]]}; use shape pairs (mine builds "
+                            f"them) or a loss that reads {INPUT_COLUMNS[SHAPE_GIVES[shape]]}")
+    if t.loss in TEACHER_LOSSES and shape == "pairs" and params.mine.teacher is None:
+        raise PipelineError(f"{path}: train.loss {t.loss} learns a teacher's scores of the mined pairs; set "
+                            "mine.teacher.model to a cross-encoder")
+    if t.loss == "CrossEntropyLoss" and t.num_labels < 2:
+        raise PipelineError(f"{path}: CrossEntropyLoss classifies into train.num_labels classes; set it to 2 or more")
+    if t.eval_loss and wants != "pair":
+        raise PipelineError(f"{path}: train.eval_loss computes the loss on dev pairs, which {t.loss} cannot read; "
+                            "set train.eval_loss to false")
+    for name in t.evaluators:
+        if getattr(params.evaluate, name) is None:
+            raise PipelineError(f"{path}: train.evaluators names {name} but evaluate.{name} is null; "
+                                f"configure evaluate.{name} or remove it from train.evaluators")
+    if not (params.evaluate.reranking or params.evaluate.classification or params.evaluate.nanobeir):
+        raise PipelineError(f"{path}: evaluate.reranking, .classification and .nanobeir are all null; "
+                            "configure at least one evaluator")
+    check_best_metric(params, path)
+    if t.args.get("eval_strategy", "no") != "no" and not t.evaluators and not t.eval_loss:
+        raise PipelineError(f"{path}: train.args.eval_strategy evaluates during training but there is nothing to "
+                            "evaluate; list evaluators in train.evaluators, set train.eval_loss, or set eval_strategy: no")
+
+
+def check_best_metric(params: Params, path) -> None:
+    """The trainer looks metric_for_best_model up only at the first evaluation; name a wrong one now."""
+    t, e = params.train, params.evaluate
+    metric = t.args.get("metric_for_best_model")
+    if not metric or not t.args.get("load_best_model_at_end"):
+        return
+    metric = metric if metric.startswith("eval_") else f"eval_{metric}"
+    names = ["eval_loss"] if t.eval_loss else []
+    if "reranking" in t.evaluators:
+        names += [f"eval_{e.reranking.name}_{m}" for m in ("map", f"mrr@{e.reranking.at_k}", f"ndcg@{e.reranking.at_k}")]
+    if "classification" in t.evaluators:
+        names += [f"eval_{e.classification.name}_{m}" for m in ("accuracy", "f1", "precision", "recall", "average_precision")]
+    if "nanobeir" in t.evaluators:
+        n = e.nanobeir
+        names += [f"eval_NanoBEIR_R{n.rerank_k}_mean_{m}" for m in ("map", f"mrr@{n.at_k}", f"ndcg@{n.at_k}")]
+        if metric.startswith("eval_Nano") and not metric.startswith("eval_NanoBEIR_") and f"_R{n.rerank_k}_" in metric:
+            return  # one collection's metric; its name comes from the data set
+    if metric not in names:
+        close = difflib.get_close_matches(metric, names, n=1)
+        raise PipelineError(f"{path}: train.args.metric_for_best_model '{metric}' is not logged by train.evaluators "
+                            f"{t.evaluators}{' or the dev loss' if t.eval_loss else ''}; "
+                            + (f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(names)}"))
+
+
 # ---------------------------------------------------------------- paths and models
 def outside_path(path: str) -> str:
     """A params path that leaves the repository (../shared/data) is relative to the user's checkout. A queued
@@ -220,12 +313,14 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
-def load_model(spec: str, activation_fn: str | None, max_length: int):
-    """The cross-encoder to train: the base model with a one-label score head (new unless it has one)."""
+def load_model(params: Params):
+    """The cross-encoder to train: the base model with a score head (new unless it has one)."""
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    activation = import_object(activation_fn)() if activation_fn else None
-    return CrossEncoder(resolve_model(spec), num_labels=1, max_length=max_length, activation_fn=activation)
+    t = params.train
+    activation = import_object(t.activation_fn)() if t.activation_fn else None
+    return CrossEncoder(resolve_model(t.base_model), num_labels=t.num_labels, max_length=params.tokenize.max_length,
+                        activation_fn=activation, trust_remote_code=t.trust_remote_code)
 
 
 def import_object(dotted: str):

@@ -13,8 +13,9 @@ from datasets import Dataset, load_dataset
 from stages.common import PipelineError, atomic_output, entrypoint, load_params, outside_path
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
-# The recipe's columns for each data shape; `label` must be numeric.
-SHAPE_COLUMNS = {"pairs": ["query", "document"], "labelled_pairs": ["query", "document", "label"]}
+# The recipe's columns for each data shape; `label` and `score` are numbers, `documents` and `labels` lists.
+SHAPE_COLUMNS = {"pairs": ["query", "document"], "labelled_pairs": ["query", "document", "label"],
+                 "scored_pairs": ["query", "document", "score"], "listwise": ["query", "documents", "labels"]}
 
 
 def load_source(source: str, config, split: str, revision, limit) -> Dataset:
@@ -52,6 +53,8 @@ def to_recipe_columns(dataset: Dataset, shape: str, columns: dict[str, str], sou
         raise PipelineError(f"download.columns lacks {missing} for shape '{shape}'; map each to a source column")
     if unknown := [c for c in columns if c not in needed]:
         raise PipelineError(f"download.columns names {unknown}, which shape '{shape}' does not use; remove them")
+    if any("." in c and c not in dataset.column_names for c in columns.values()):
+        dataset = dataset.flatten()  # a.b names field b of a nested column a (ms_marco's passages.passage_text)
     for recipe_column, source_column in columns.items():
         if source_column not in dataset.column_names:
             raise PipelineError(
@@ -63,17 +66,30 @@ def to_recipe_columns(dataset: Dataset, shape: str, columns: dict[str, str], sou
     if len(dataset) == 0:
         raise PipelineError(f"data set '{source}' has no rows; point download.source at non-empty data")
     frame = dataset.to_pandas()
-    for column in ("query", "document"):
+    for column in {"query", "document"} & set(frame):
         if frame[column].isna().any() or not frame[column].map(lambda v: isinstance(v, str)).all():
             raise PipelineError(f"column '{columns[column]}' of '{source}' holds empty or non-text values; clean the data")
-    if "label" in frame:
-        if frame["label"].dtype.kind not in "biuf" or frame["label"].isna().any():
-            raise PipelineError(
-                f"column '{columns['label']}' of '{source}' holds non-numeric labels ({frame['label'].dtype}); "
-                "labels must be numbers such as 0/1 or scores"
-            )
-        frame["label"] = frame["label"].astype("float32")
+    for column in {"label", "score"} & set(frame):
+        if frame[column].dtype.kind not in "biuf" or frame[column].isna().any():
+            raise PipelineError(f"column '{columns[column]}' of '{source}' holds non-numeric values "
+                                f"({frame[column].dtype}); {column}s must be numbers such as 0/1 or scores")
+        frame[column] = frame[column].astype("float32")
+    if shape == "listwise":
+        return Dataset.from_pandas(listwise_rows(frame, columns, source), preserve_index=False)
     return Dataset.from_pandas(frame.drop_duplicates(ignore_index=True), preserve_index=False)
+
+
+def listwise_rows(frame, columns: dict[str, str], source: str):
+    """Each row a query with its documents and as many numeric labels."""
+    def valid(documents, labels) -> bool:
+        return (len(documents) > 0 and len(documents) == len(labels) and all(isinstance(d, str) for d in documents)
+                and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in labels))
+    if not all(valid(d, l) for d, l in zip(frame["documents"], frame["labels"])):
+        raise PipelineError(f"columns '{columns['documents']}'/'{columns['labels']}' of '{source}' must hold, per row, "
+                            "a non-empty list of texts and as many numeric labels; fix the data or the column mapping")
+    frame["documents"] = frame["documents"].map(list)
+    frame["labels"] = frame["labels"].map(lambda labels: [float(v) for v in labels])
+    return frame.drop_duplicates("query", ignore_index=True)
 
 
 def split_by_query(dataset: Dataset, dev_queries: int, seed: int) -> tuple[Dataset, Dataset]:

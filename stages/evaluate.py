@@ -1,4 +1,4 @@
-"""Step 5, evaluate: rerank the dev set and NanoBEIR with a model. Run once for the untrained base model
+"""Step 5, evaluate: rerank the dev set and NanoBEIR, and classify the dev pairs, with a model. Run once for the untrained base model
 (a stage of its own, cached while only training params change) and once for the trained model, whose
 metrics JSON holds both and their difference."""
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 from sentence_transformers.cross_encoder.evaluation import (
-    CrossEncoderNanoBEIREvaluator, CrossEncoderRerankingEvaluator,
+    CrossEncoderClassificationEvaluator, CrossEncoderNanoBEIREvaluator, CrossEncoderRerankingEvaluator,
 )
 from transformers import set_seed
 
@@ -24,31 +24,20 @@ from stages.common import (
 
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
 # (the embedding model's retrieval for the dev set, BM25 for NanoBEIR).
-METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+)$")
+METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+|accuracy(_threshold)?|"
+                        r"f1(_threshold)?|precision|recall|average_precision)$")
+EVALUATOR_ORDER = ["reranking", "classification", "nanobeir"]
 
 
-def score_distribution(pairs, scores, dev: pd.DataFrame, bins: int = 20) -> pd.DataFrame:
+def score_distribution(model: CrossEncoder, pairs: pd.DataFrame, batch_size: int, bins: int = 20) -> pd.DataFrame:
     """Share of positive and of negative dev pairs per score bin, for `dvc plots`."""
-    positives = dict(zip(dev["query"], map(set, dev["positives"])))
-    relevant = np.array([document in positives[query] for query, document in pairs])
+    scores = np.asarray(model.predict(list(zip(pairs["query"], pairs["document"])), batch_size=batch_size,
+                                      show_progress_bar=False)).reshape(len(pairs), -1)[:, -1]
+    relevant = (pairs["label"] >= 0.5).to_numpy()
     edges = np.histogram_bin_edges(scores, bins=bins)
     shares = {name: np.histogram(scores[mask], bins=edges)[0] / max(mask.sum(), 1)
               for name, mask in (("positive", relevant), ("negative", ~relevant))}
     return pd.DataFrame({"score": ((edges[:-1] + edges[1:]) / 2).round(4), **shares})
-
-
-def record_predictions(model: CrossEncoder) -> dict:
-    """Keep the pairs and scores of the model's next predict call (the reranking evaluator makes exactly
-    one), so that the score distribution costs no second pass over the dev set."""
-    recorded, predict = {}, model.predict
-
-    def predict_and_record(pairs, *args, **kwargs):
-        recorded["pairs"], recorded["scores"] = pairs, np.asarray(predict(pairs, *args, **kwargs))
-        model.predict = predict
-        return recorded["scores"]
-
-    model.predict = predict_and_record
-    return recorded
 
 
 def reranking_evaluator(params, dev: pd.DataFrame) -> CrossEncoderRerankingEvaluator:
@@ -62,10 +51,20 @@ def reranking_evaluator(params, dev: pd.DataFrame) -> CrossEncoderRerankingEvalu
     )
 
 
-def evaluate(model: CrossEncoder, params, dev: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+def build_evaluators(params, mine_dir: Path, names=EVALUATOR_ORDER) -> list:
+    """The evaluators of params.evaluate that are configured and named: dev reranking (the mined candidates),
+    classification (the labelled dev pairs; labels from 0.5 count as relevant) and NanoBEIR."""
     e = params.evaluate
-    evaluators = [reranking_evaluator(params, dev)]
-    if e.nanobeir is not None:
+    evaluators = []
+    if "reranking" in names and e.reranking is not None:
+        evaluators.append(reranking_evaluator(params, pd.read_parquet(mine_dir / "dev.parquet")))
+    if "classification" in names and e.classification is not None:
+        pairs = pd.read_parquet(mine_dir / "dev_pairs.parquet")
+        evaluators.append(CrossEncoderClassificationEvaluator(
+            sentence_pairs=list(zip(pairs["query"], pairs["document"])), labels=(pairs["label"] >= 0.5).astype(int).tolist(),
+            name=e.classification.name, batch_size=e.batch_size, write_csv=False,
+        ))
+    if "nanobeir" in names and e.nanobeir is not None:
         n = e.nanobeir
         dataset_id = outside_path(n.dataset_id)
         if dataset_id.startswith((".", "/")) and not Path(dataset_id).is_dir():
@@ -75,8 +74,12 @@ def evaluate(model: CrossEncoder, params, dev: pd.DataFrame) -> dict[str, dict[s
             dataset_names=n.dataset_names, dataset_id=dataset_id, rerank_k=n.rerank_k, at_k=n.at_k,
             always_rerank_positives=n.always_rerank_positives, batch_size=e.batch_size, write_csv=False,
         ))
+    return evaluators
+
+
+def evaluate(model: CrossEncoder, params, mine_dir: Path) -> dict[str, dict[str, dict[str, float]]]:
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for evaluator in evaluators:
+    for evaluator in build_evaluators(params, mine_dir):
         for key, value in evaluator(model).items():
             if match := METRIC_KEY.match(key):
                 side = "retrieval" if match["base"] else "model"
@@ -91,30 +94,29 @@ def main() -> None:
     parser.add_argument("--base-metrics", type=Path, help="the base model's metrics, to compare against")
     parser.add_argument("--emissions", type=Path, required=True)
     parser.add_argument("--score-plot", type=Path, help="where to write the dev score distribution (trained model)")
-    parser.add_argument("dev_samples", type=Path)
+    parser.add_argument("mine_dir", type=Path, help="the mine stage's folder: dev.parquet and dev_pairs.parquet")
     parser.add_argument("metrics", type=Path)
     a = parser.parse_args()
     params = load_params()
-    dev = pd.read_parquet(a.dev_samples)
     started = time.perf_counter()
 
     if a.model is None:
         # 1. The base model exactly as training starts from it: same seed, same fresh score head
         set_seed(params.train.args.get("seed", 42))
-        model = load_model(params.train.base_model, params.train.activation_fn, params.tokenize.max_length)
+        model = load_model(params)
         with track_emissions(params.emissions, a.emissions, "evaluate_base"):
-            results = evaluate(model, params, dev)
+            results = evaluate(model, params, a.mine_dir)
         write_json(a.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
         return
 
     # 2. The trained model beside the base model's cached metrics, with the difference
-    model = CrossEncoder(str(a.model))
-    recorded = record_predictions(model)
+    model = CrossEncoder(str(a.model), trust_remote_code=params.train.trust_remote_code)
     with track_emissions(params.emissions, a.emissions, "evaluate"):
-        trained = evaluate(model, params, dev)
+        trained = evaluate(model, params, a.mine_dir)
     if a.score_plot:
+        distribution = score_distribution(model, pd.read_parquet(a.mine_dir / "dev_pairs.parquet"), params.evaluate.batch_size)
         with atomic_output(a.score_plot) as partial:
-            score_distribution(recorded["pairs"], recorded["scores"], dev).to_csv(partial, index=False)
+            distribution.to_csv(partial, index=False)
     base = json.loads(a.base_metrics.read_text())
     report = {}
     for name, sides in trained.items():

