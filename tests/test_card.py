@@ -6,6 +6,7 @@ import re
 import shutil
 import sys
 
+import pandas as pd
 import yaml
 
 from conftest import ROOT, set_params
@@ -14,12 +15,14 @@ from stages import card
 FIXTURES = ROOT / "tests/fixtures/card"
 
 
-def render(tmp_path, monkeypatch) -> str:
+def render(tmp_path, monkeypatch, case=FIXTURES, overrides: dict | None = None) -> str:
+    """The card of one fixture case (a folder of train.parquet, log.json and the two metrics files)."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir.rerank_k": 4})
+    set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir.rerank_k": 4, **(overrides or {})})
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["card", *(str(FIXTURES / name) for name in (
-        "train.parquet", "log.json", "evaluate_base.json", "evaluate.json", "emissions.json")), "README.md"])
+    monkeypatch.setattr(sys, "argv", ["card", *(str(case / name) for name in (
+        "train.parquet", "log.json", "evaluate_base.json", "evaluate.json")), str(FIXTURES / "emissions.json"),
+        "README.md"])
     card.main()
     return (tmp_path / "README.md").read_text()
 
@@ -84,3 +87,97 @@ def test_data_text_cannot_inject_html_or_break_markdown(tmp_path, monkeypatch):
     assert body.count("```") % 2 == 0
     usage = body[body.index("```python"):body.index("## Evaluation")]
     assert "alert" in usage and usage.count("```") == 2
+
+
+def section(text: str, start: str, end: str) -> str:
+    return text[text.index(start):text.index(end, text.index(start))]
+
+
+def table_rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ")]
+
+
+# The seed 003 recipe: labelled pairs, BinaryCrossEntropyLoss, only CrossEncoderClassificationEvaluator
+CLASSIFICATION = {"evaluate.reranking": None, "evaluate.nanobeir": None, "evaluate.classification": {"name": "eval"},
+                  "train.evaluators": ["classification"], "train.loss_args": {},
+                  "train.args.metric_for_best_model": "eval_eval_average_precision"}
+
+
+def test_classification_card(tmp_path, monkeypatch):
+    text = render(tmp_path, monkeypatch, FIXTURES / "classification", CLASSIFICATION)
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["metrics"] == ["accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision", "recall",
+                               "average_precision"]
+    (result,) = meta["model-index"][0]["results"]
+    assert result["task"] == {"type": "cross-encoder-binary-classification", "name": "Cross Encoder Binary Classification"}
+    assert result["dataset"]["type"] == "eval"
+    assert {"type": "average_precision", "value": 0.9072, "name": "Average Precision"} in result["metrics"]
+
+    metrics = section(text, "### Metrics", "## Training Details")
+    assert "#### Cross Encoder Binary Classification" in metrics and "CrossEncoderClassificationEvaluator" in metrics
+    assert "#### Cross Encoder Reranking" not in metrics and "Nano BEIR" not in metrics
+    # no candidate order to compare with: the difference is to the base model; the primary metric bold
+    assert "| **average_precision** | **0.9072 (+0.0123)** |" in metrics
+    assert "| accuracy | 0.8988 (+0.0176) |" in metrics
+    assert [row for row in table_rows(metrics) if "**" in row] == ["| **average_precision** | **0.9072 (+0.0123)** |"]
+
+    log = section(text, "### Training Logs", "### Environmental Impact")
+    header, *rows = table_rows(log)
+    assert header == "| Epoch | Step | Training Loss | eval_average_precision |"
+    assert rows[0] == "| -1 | -1 | - | 0.8949 |"  # the base model: nothing to compare it with
+    assert "| 0.5000 | 4 | 0.3334 | 0.8956 (+0.0007) |" in rows
+    assert [row for row in rows if "**" in row] == ["| **1.0000** | **8** | **-** | **0.9072 (+0.0123)** |"]
+    assert rows[-1] == "| -1 | -1 | - | 0.9072 (+0.0123) |"
+    # pair data: the usage snippet takes the first query's documents
+    usage = section(text, "```python", "## Evaluation")
+    assert usage.count("'It is a bright orange backpack with a small pink strawberry charm.'") == 4
+    assert "# (3,)" in usage
+
+
+# Seeds 001 and 004 mixed: listwise rows, NanoBEIR only, the validation loss logged at each evaluation
+LISTWISE = {"evaluate.reranking": None, "train.evaluators": ["nanobeir"], "train.loss": "ListNetLoss",
+            "train.loss_args": {}, "download.shape": "listwise",
+            "evaluate.nanobeir.dataset_names": ["msmarco", "nfcorpus"], "evaluate.nanobeir.rerank_k": 100,
+            "train.args.metric_for_best_model": "eval_NanoBEIR_R100_mean_ndcg@10"}
+
+
+def test_listwise_nanobeir_card_with_validation_loss(tmp_path, monkeypatch):
+    text = render(tmp_path, monkeypatch, FIXTURES / "listwise", LISTWISE)
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert [(r["dataset"]["type"], r["task"]["type"]) for r in meta["model-index"][0]["results"]] == [
+        ("NanoMSMARCO_R100", "cross-encoder-reranking"), ("NanoNFCorpus_R100", "cross-encoder-reranking"),
+        ("NanoBEIR_R100_mean", "cross-encoder-nano-beir")]
+
+    metrics = section(text, "### Metrics", "## Training Details")
+    assert metrics.count("#### Cross Encoder Reranking") == 1  # the per-dataset NanoBEIR table, no dev section
+    assert "* Datasets: NanoMSMARCO\\_R100, NanoNFCorpus\\_R100" in metrics
+    assert "| **ndcg@10** | **0.6561 (+0.1157)** | **0.3777 (+0.0527)** |" in metrics
+    assert "| **ndcg@10** | **0.5169 (+0.0842)** |" in metrics and "Binary Classification" not in metrics
+
+    dataset = section(text, "### Training Dataset", "### Training Hyperparameters")
+    assert "| type    | string | list | list |" in dataset
+    assert "<li>min: 3 elements</li><li>mean: 4.67 elements</li><li>max: 6 elements</li>" in dataset
+    assert "<code>\\[1.0, 1.0, 0.0\\]</code>" in dataset  # a list cell, commas kept
+
+    log = section(text, "### Training Logs", "### Environmental Impact")
+    header, *rows = table_rows(log)
+    assert header == ("| Epoch | Step | Training Loss | Validation Loss | NanoMSMARCO\\_R100_ndcg@10 |"
+                      " NanoNFCorpus\\_R100_ndcg@10 | NanoBEIR\\_R100\\_mean_ndcg@10 |")
+    assert rows[0] == "| -1 | -1 | - | - | 0.2977 (-0.2427) | 0.1830 (-0.1420) | 0.2404 (-0.1923) |"
+    assert "| 0.4000 | 4 | 0.2125 | - | - | - | - |" in rows
+    assert [row for row in rows if "**" in row] == [
+        "| **0.5000** | **5** | **-** | **0.1367** | **0.6561 (+0.1157)** | **0.3777 (+0.0527)** | **0.5169 (+0.0842)** |"]
+    assert "| 1.0000 | 10 | - | 0.1412 | 0.6430 (+0.1026) | 0.3701 (+0.0451) | 0.5066 (+0.0739) |" in rows
+    assert rows[-1] == "| -1 | -1 | - | - | 0.6561 (+0.1157) | 0.3777 (+0.0527) | 0.5169 (+0.0842) |"
+    # list data: the usage snippet takes the first row's documents
+    usage = section(text, "```python", "## Evaluation")
+    assert usage.count("'is dna acidic'") == 4 and "# (3,)" in usage
+
+
+def test_tuple_rows_give_statistics_and_a_usage_example():
+    frame = pd.DataFrame({"query": ["q1", "q2"], "positive": ["p1", "p2"], "negative_1": ["n1", "n2"],
+                          "negative_2": ["m1", "m2"], "label": [[0.9, 0.1, 0.2], [0.8, 0.3, 0.0]]})
+    assert card.usage_example(frame) == ("q1", ["p1", "n1", "m1"])
+    stats = card.dataset_stats(frame)
+    assert stats["negative_2"][0] == "string" and stats["label"] == (
+        "list", "min: 3 elements<br>mean: 3.00 elements<br>max: 3 elements")
