@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "stages", "sample", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "stages", "sample", ".dvcignore"]
 
 TINY_PARAMS = {
     "download.limit": 90,
@@ -60,7 +60,9 @@ def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return run(repo, sys.executable, "-m", "dvc", *args, check=check)
 
 
-def make_repo(path: Path, overrides: dict | None = None) -> Path:
+def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False) -> Path:
+    """Without hydra, params.yaml is the tiny params and `dvc exp run -S` edits it; with hydra, DVC composes
+    params.yaml from conf/ at each `dvc exp run`, as in the project, and ../shared resolves as in a checkout."""
     path.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -69,12 +71,17 @@ def make_repo(path: Path, overrides: dict | None = None) -> Path:
         elif source.exists():
             shutil.copy(source, path / name)
     (path / ".gitignore").write_text("/data/\n__pycache__/\n")
-    set_params(path, {**TINY_PARAMS, **(overrides or {})})
+    if not hydra:
+        set_params(path, {**TINY_PARAMS, **(overrides or {})})
+    elif not (path.parent / "shared").exists():
+        (path.parent / "shared").symlink_to(SHARED_DATA.parent)
     run(path, "git", "init", "-q")
     run(path, "git", "config", "user.email", "test@example.com")
     run(path, "git", "config", "user.name", "test")
     dvc(path, "init", "-q")
     dvc(path, "config", "core.autostage", "true")
+    if hydra:
+        dvc(path, "config", "hydra.enabled", "true")
     run(path, "git", "add", "-A")
     run(path, "git", "commit", "-qm", "project")
     return path
