@@ -102,8 +102,9 @@ def test_card_has_the_seed_sections_and_a_valid_model_index(reproduced):
     assert "loss:BinaryCrossEntropyLoss" in meta["tags"] and meta["co2_eq_emissions"]["source"] == "codecarbon"
     results = meta["model-index"][0]["results"]
     assert {r["dataset"]["type"] for r in results} == {"dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"}
-    for result in results:
-        assert result["task"]["type"] == "cross-encoder-reranking"
+    for result in results:  # the NanoBEIR mean has a task type of its own, as in seeds 001 and 004
+        mean = result["dataset"]["type"] == "NanoBEIR_R4_mean"
+        assert result["task"]["type"] == ("cross-encoder-nano-beir" if mean else "cross-encoder-reranking")
         assert {m["type"] for m in result["metrics"]} == {"map", "mrr@10", "ndcg@10"}
         assert all(isinstance(m["value"], float) for m in result["metrics"])
     for heading in ("## Usage", "model.predict(pairs)", "model.rank(", "## Evaluation", "#### Cross Encoder Reranking",
