@@ -318,9 +318,13 @@ def load_model(params: Params):
     from sentence_transformers.cross_encoder import CrossEncoder
 
     t = params.train
-    activation = import_object(t.activation_fn)() if t.activation_fn else None
     return CrossEncoder(resolve_model(t.base_model), num_labels=t.num_labels, max_length=params.tokenize.max_length,
-                        activation_fn=activation, trust_remote_code=t.trust_remote_code)
+                        activation_fn=activation(t.activation_fn), trust_remote_code=t.trust_remote_code)
+
+
+def activation(dotted: str | None):
+    """An activation module from its dotted class path in params; None leaves the model's own."""
+    return import_object(dotted)() if dotted else None
 
 
 def import_object(dotted: str):

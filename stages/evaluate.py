@@ -29,14 +29,38 @@ METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|
 EVALUATOR_ORDER = ["reranking", "classification", "nanobeir"]
 
 
-def score_distribution(model: CrossEncoder, pairs: pd.DataFrame, batch_size: int, bins: int = 20) -> pd.DataFrame:
-    """Share of positive and of negative dev pairs per score bin, for `dvc plots`."""
-    scores = np.asarray(model.predict(list(zip(pairs["query"], pairs["document"])), batch_size=batch_size,
-                                      show_progress_bar=False)).reshape(len(pairs), -1)[:, -1]
-    relevant = (pairs["label"] >= 0.5).to_numpy()
+def relevant(labels: pd.Series) -> np.ndarray:
+    """Which labelled dev pairs count as relevant: float labels from 0.5 up."""
+    return (labels >= 0.5).to_numpy()
+
+
+def record_predictions(model: CrossEncoder) -> dict[tuple[str, str], float]:
+    """Keep every pair score the evaluators compute, so that the score distribution costs no second pass
+    over the dev pairs an evaluator already scored."""
+    scored, predict = {}, model.predict
+
+    def predict_and_record(inputs, *args, **kwargs):
+        scores = predict(inputs, *args, **kwargs)
+        if isinstance(inputs, list) and inputs and not isinstance(inputs[0], str):
+            scored.update(zip(map(tuple, inputs), np.asarray(scores).reshape(len(inputs), -1)[:, -1]))
+        return scores
+
+    model.predict = predict_and_record
+    return scored
+
+
+def score_distribution(model: CrossEncoder, scored: dict, pairs: pd.DataFrame, batch_size: int,
+                       bins: int = 20) -> pd.DataFrame:
+    """Share of positive and of negative dev pairs per score bin, for `dvc plots`; only pairs that no
+    evaluator scored (all of them when only NanoBEIR ran) are predicted here."""
+    keys = list(zip(pairs["query"], pairs["document"]))
+    if missing := list(dict.fromkeys(key for key in keys if key not in scored)):
+        model.predict(missing, batch_size=batch_size, show_progress_bar=False)  # recorded into `scored`
+    scores = np.array([scored[key] for key in keys])
+    relevant_pairs = relevant(pairs["label"])
     edges = np.histogram_bin_edges(scores, bins=bins)
     shares = {name: np.histogram(scores[mask], bins=edges)[0] / max(mask.sum(), 1)
-              for name, mask in (("positive", relevant), ("negative", ~relevant))}
+              for name, mask in (("positive", relevant_pairs), ("negative", ~relevant_pairs))}
     return pd.DataFrame({"score": ((edges[:-1] + edges[1:]) / 2).round(4), **shares})
 
 
@@ -61,7 +85,7 @@ def build_evaluators(params, mine_dir: Path, names=EVALUATOR_ORDER) -> list:
     if "classification" in names and e.classification is not None:
         pairs = pd.read_parquet(mine_dir / "dev_pairs.parquet")
         evaluators.append(CrossEncoderClassificationEvaluator(
-            sentence_pairs=list(zip(pairs["query"], pairs["document"])), labels=(pairs["label"] >= 0.5).astype(int).tolist(),
+            sentence_pairs=list(zip(pairs["query"], pairs["document"])), labels=relevant(pairs["label"]).astype(int).tolist(),
             name=e.classification.name, batch_size=e.batch_size, write_csv=False,
         ))
     if "nanobeir" in names and e.nanobeir is not None:
@@ -111,10 +135,12 @@ def main() -> None:
 
     # 2. The trained model beside the base model's cached metrics, with the difference
     model = CrossEncoder(str(a.model), trust_remote_code=params.train.trust_remote_code)
+    scored = record_predictions(model)
     with track_emissions(params.emissions, a.emissions, "evaluate"):
         trained = evaluate(model, params, a.mine_dir)
     if a.score_plot:
-        distribution = score_distribution(model, pd.read_parquet(a.mine_dir / "dev_pairs.parquet"), params.evaluate.batch_size)
+        distribution = score_distribution(model, scored, pd.read_parquet(a.mine_dir / "dev_pairs.parquet"),
+                                          params.evaluate.batch_size)
         with atomic_output(a.score_plot) as partial:
             distribution.to_csv(partial, index=False)
     base = json.loads(a.base_metrics.read_text())

@@ -20,7 +20,7 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from sentence_transformers.util import mine_hard_negatives
 
 from stages.common import (
-    TEACHER_LOSSES, PipelineError, atomic_output, entrypoint, import_object, load_params, loss_input, resolve_model,
+    TEACHER_LOSSES, PipelineError, activation, atomic_output, entrypoint, load_params, loss_input, resolve_model,
     track_emissions, write_json,
 )
 
@@ -62,10 +62,10 @@ def teacher_scores(params, train: pd.DataFrame) -> pd.DataFrame:
     each (query, negative): the label is then a list, positive first, as the loss reads it."""
     t = params.mine.teacher
     teacher = CrossEncoder(resolve_model(t.model), max_length=params.tokenize.max_length)
-    activation = import_object(t.activation_fn)() if t.activation_fn else None
     documents = [c for c in train.columns if c == "document" or c == "positive" or c.startswith("negative_")]
     pairs = [(q, d) for column in documents for q, d in zip(train["query"], train[column])]
-    scores = teacher.predict(pairs, batch_size=t.batch_size, activation_fn=activation, show_progress_bar=False)
+    scores = teacher.predict(pairs, batch_size=t.batch_size, activation_fn=activation(t.activation_fn),
+                             show_progress_bar=False)
     scores = np.asarray(scores, dtype="float32").reshape(len(documents), len(train)).T
     return train.assign(label=list(scores) if len(documents) > 1 else scores[:, 0])
 
