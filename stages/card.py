@@ -94,8 +94,8 @@ def evaluator_kind(name: str, params) -> str:
 
 
 def primary_metric(kind: str, params) -> str:
-    if kind == "classification":
-        return "average_precision"
+    if kind == "classification":  # a score per class (CrossEntropyLoss) has no threshold metrics
+        return "average_precision" if params.train.num_labels == 1 else "f1_macro"
     return f"ndcg@{(params.evaluate.reranking if kind == 'reranking' else params.evaluate.nanobeir).at_k}"
 
 

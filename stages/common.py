@@ -245,6 +245,13 @@ def check_recipe(params: Params, path) -> None:
                             "mine.teacher.model to a cross-encoder")
     if t.loss == "CrossEntropyLoss" and t.num_labels < 2:
         raise PipelineError(f"{path}: CrossEntropyLoss classifies into train.num_labels classes; set it to 2 or more")
+    if t.num_labels > 1 and t.loss != "CrossEntropyLoss":
+        raise PipelineError(f"{path}: train.num_labels {t.num_labels} asks for a score per class, which only "
+                            f"CrossEntropyLoss trains; set train.num_labels to 1 or train.loss to CrossEntropyLoss")
+    if t.num_labels > 1 and (params.evaluate.reranking or params.evaluate.nanobeir):
+        raise PipelineError(f"{path}: train.num_labels {t.num_labels} gives a score per class, but reranking "
+                            "ranks by one score per pair; set evaluate.reranking and evaluate.nanobeir to null "
+                            "and evaluate with evaluate.classification")
     if t.eval_loss and wants != "pair":
         raise PipelineError(f"{path}: train.eval_loss computes the loss on dev pairs, which {t.loss} cannot read; "
                             "set train.eval_loss to false")
@@ -261,6 +268,14 @@ def check_recipe(params: Params, path) -> None:
                             "evaluate; list evaluators in train.evaluators, set train.eval_loss, or set eval_strategy: no")
 
 
+def classification_metrics(num_labels: int) -> tuple[str, ...]:
+    """What CrossEncoderClassificationEvaluator reports: threshold metrics for one score per pair, F1
+    averages for a score per class."""
+    if num_labels == 1:
+        return ("accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision", "recall", "average_precision")
+    return ("f1_macro", "f1_micro", "f1_weighted")
+
+
 def check_best_metric(params: Params, path) -> None:
     """The trainer looks metric_for_best_model up only at the first evaluation; name a wrong one now."""
     t, e = params.train, params.evaluate
@@ -272,7 +287,7 @@ def check_best_metric(params: Params, path) -> None:
     if "reranking" in t.evaluators:
         names += [f"eval_{e.reranking.name}_{m}" for m in ("map", f"mrr@{e.reranking.at_k}", f"ndcg@{e.reranking.at_k}")]
     if "classification" in t.evaluators:
-        names += [f"eval_{e.classification.name}_{m}" for m in ("accuracy", "f1", "precision", "recall", "average_precision")]
+        names += [f"eval_{e.classification.name}_{m}" for m in classification_metrics(t.num_labels)]
     if "nanobeir" in t.evaluators:
         n = e.nanobeir
         names += [f"eval_NanoBEIR_R{n.rerank_k}_mean_{m}" for m in ("map", f"mrr@{n.at_k}", f"ndcg@{n.at_k}")]

@@ -25,7 +25,7 @@ from stages.common import (
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
 # (the embedding model's retrieval for the dev set, BM25 for NanoBEIR).
 METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+|accuracy(_threshold)?|"
-                        r"f1(_threshold)?|precision|recall|average_precision)$")
+                        r"f1(_threshold|_macro|_micro|_weighted)?|precision|recall|average_precision)$")
 EVALUATOR_ORDER = ["reranking", "classification", "nanobeir"]
 
 

@@ -16,8 +16,9 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch
-from datasets import Dataset
+from datasets import Dataset, Value
 from dvclive import Live
 from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments, losses
 from transformers import set_seed
@@ -50,6 +51,16 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
             value = target() if inspect.isclass(target) else target
         kwargs[key] = value
     return loss_class(model, **kwargs)
+
+
+def class_ids(dataset: Dataset, num_labels: int) -> Dataset:
+    """CrossEntropyLoss reads each label as a class id (int64); every other loss reads float labels."""
+    labels = np.asarray(dataset["label"])
+    if labels.ndim != 1 or (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= num_labels:
+        raise PipelineError(f"CrossEntropyLoss needs class ids 0..{num_labels - 1} as labels, but the labels range "
+                            f"over {labels.min():g}..{labels.max():g}; use integer labels below train.num_labels, "
+                            "or a loss that reads scores (BinaryCrossEntropyLoss, MSELoss)")
+    return dataset.cast_column("label", Value("int64"))
 
 
 def check_precision(args: dict) -> None:
@@ -113,6 +124,10 @@ def main() -> None:
     # 2. Data: the token ids, in the column order the loss reads; the dev pairs when the dev loss is logged
     train_dataset = Dataset.from_parquet(str(a.tokenize_dir / "train.parquet"))
     eval_dataset = Dataset.from_parquet(str(a.tokenize_dir / "dev_pairs.parquet")) if p.eval_loss else None
+    if p.loss == "CrossEntropyLoss":
+        train_dataset = class_ids(train_dataset, p.num_labels)
+        if eval_dataset is not None:
+            eval_dataset = class_ids(eval_dataset, p.num_labels)
 
     # 3. Loss, named in params
     loss = build_loss(model, p.loss, p.loss_args)
@@ -158,7 +173,8 @@ def main() -> None:
         "best_global_step": state.best_global_step,
         "best_metric": state.best_metric,
         "metric_for_best_model": args.metric_for_best_model,
-        "loss": {"name": p.loss, "config": loss.get_config_dict()},
+        # CrossEntropyLoss has no get_config_dict (sentence-transformers 6.2): its params are its config
+        "loss": {"name": p.loss, "config": loss.get_config_dict() if hasattr(loss, "get_config_dict") else p.loss_args},
         "non_default_args": {k: v for k, v in all_args.items() if v != defaults.get(k) and k not in
                              ("output_dir", "logging_dir", "report_to", "local_rank")},
         "all_args": {k: v for k, v in all_args.items() if k not in ("output_dir", "logging_dir")},

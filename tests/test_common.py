@@ -89,6 +89,9 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     (("  loss: BinaryCrossEntropyLoss", "  loss: MarginMSELoss"), "set mine.teacher.model"),
     (("  loss: BinaryCrossEntropyLoss", "  loss: BinaryCrossEntropy"), "not a sentence-transformers cross-encoder loss"),
     (("  - reranking", "  - classification"), "evaluate.classification is null"),
+    (("  num_labels: 1", "  num_labels: 2"), "only CrossEntropyLoss trains"),
+    (("  num_labels: 1\n  activation_fn: null\n  loss: BinaryCrossEntropyLoss",
+      "  num_labels: 2\n  activation_fn: null\n  loss: CrossEntropyLoss"), "reranking ranks by one score per pair"),
     (("metric_for_best_model: eval_dev_ndcg@10", "metric_for_best_model: eval_dev_ndcg@5"),
      "did you mean 'eval_dev_ndcg@10'"),
 ])
