@@ -23,11 +23,11 @@ from stages.common import (
     TEACHER_LOSSES, PipelineError, activation, atomic_output, entrypoint, load_params, loss_input, resolve_model,
     track_emissions, write_json,
 )
+from stages.embed import mining_corpora, mining_options
 
 # mine_hard_negatives' output format for each loss input, and the column names the later stages use
 OUTPUT_FORMAT = {"pair": "labeled-pair", "tuple": "n-tuple", "list": "labeled-list"}
 RENAME = {"pair": {}, "tuple": {"document": "positive"}, "list": {"document": "documents"}}
-from stages.embed import mining_corpora, mining_options
 
 
 def dev_samples(dev: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:

