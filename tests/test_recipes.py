@@ -1,15 +1,21 @@
 """Each seed card's recipe, composed by DVC's Hydra support exactly as a user selects it
 (`dvc exp run -S recipe=NAME -S +offline=NAME`), run end to end at tiny scale on the shared stand-in data,
-and checked for the metrics its card reports."""
+and checked for the metrics its card reports.
+
+The five run as one sweep, as a team runs one on a GPU box: `dvc exp run --queue` for each, then
+`dvc queue start -j 2`. Queued experiments run in temporary copies under .dvc/tmp/exps, so this also checks
+that the recipes' data and NanoBEIR paths outside the repository (../shared/data) resolve there."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import time
 
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import ROOT, dvc, make_repo
 
 CARD_METRICS = {
@@ -18,29 +24,55 @@ CARD_METRICS = {
                        "average_precision"},
 }
 # recipe -> (loss, evaluators in metrics/evaluate.json, a column of the training data, row limit)
+# In queue order: seed 002 last, so that it finds seed 000's data stages (same stand-in data) in the run cache
 RECIPES = {
     "gooaq-bce-minilm-l12": ("BinaryCrossEntropyLoss", ["gooaq-dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 90),
-    "gooaq-bce-bert-tiny": ("BinaryCrossEntropyLoss", ["gooaq-dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 90),
     "msmarco-listmle-minilm-l12": ("PListMLELoss", ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "documents", 60),
     "pairs-continue-minilm-l6": ("BinaryCrossEntropyLoss", ["eval"], "document", 200),
     "msmarco-bce-gte-multilingual": ("BinaryCrossEntropyLoss", ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 200),
+    "gooaq-bce-bert-tiny": ("BinaryCrossEntropyLoss", ["gooaq-dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 90),
 }
 TINY = ["download.dev_queries=8", "mine.dev_candidates=6", "mine.train.num_negatives=2", "tokenize.max_length=64",
         "train.args.max_steps=6", "train.args.per_device_train_batch_size=16", "train.args.eval_steps=3",
         "train.args.save_steps=3", "train.args.logging_steps=3"]
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, tmp_path):
-    loss, evaluators, column, limit = RECIPES[recipe]
-    repo = make_repo(tmp_path / "repo", hydra=True)
-    overrides = [f"recipe={recipe}", f"+offline={recipe}", f"download.limit={limit}", *(f"++{o}" for o in TINY)]
-    if any(name.startswith("Nano") for name in evaluators):
-        overrides.append("evaluate.nanobeir.rerank_k=4")
-    if "NanoBEIR" in str(yaml.safe_load((ROOT / "conf/offline" / f"{recipe}.yaml").read_text())):
-        overrides.append("++train.args.metric_for_best_model=eval_NanoBEIR_R4_mean_ndcg@10")
-    dvc(repo, "exp", "run", *(arg for override in overrides for arg in ("-S", override)))
 
+def overrides(recipe: str) -> list[str]:
+    _, evaluators, _, limit = RECIPES[recipe]
+    values = [f"recipe={recipe}", f"+offline={recipe}", f"download.limit={limit}", *(f"++{o}" for o in TINY)]
+    if any(name.startswith("Nano") for name in evaluators):
+        values.append("evaluate.nanobeir.rerank_k=4")
+    if "NanoBEIR" in str(yaml.safe_load((ROOT / "conf/offline" / f"{recipe}.yaml").read_text())):
+        values.append("++train.args.metric_for_best_model=eval_NanoBEIR_R4_mean_ndcg@10")
+    return [arg for value in values for arg in ("-S", value)]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A repository in which every recipe ran as a queued experiment named after it, and the queue's status."""
+    repo = make_repo(tmp_path_factory.mktemp("recipes") / "repo", hydra=True)
+    for recipe in RECIPES:
+        dvc(repo, "exp", "run", "--queue", "-n", recipe, *overrides(recipe))
+    dvc(repo, "queue", "start", "-j", "2")
+    deadline = time.time() + 1800
+    try:
+        while "Running" in (status := dvc(repo, "queue", "status").stdout) or "Queued" in status:
+            assert time.time() < deadline, status
+            time.sleep(5)
+    finally:
+        dvc(repo, "queue", "stop", "--kill", check=False)
+    return repo, status
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, swept):
+    repo, status = swept
+    line = next((line for line in status.splitlines() if f" {recipe} " in f" {line} "), "")
+    assert "Success" in line, status + dvc(repo, "queue", "logs", recipe, check=False).stdout[-4000:]
+    dvc(repo, "exp", "apply", recipe)  # its params, metrics and outputs, into the workspace
+
+    loss, evaluators, column, _ = RECIPES[recipe]
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["recipe"] == recipe and params["train"]["loss"] == loss
     metrics = json.loads((repo / "metrics/evaluate.json").read_text())
@@ -52,6 +84,25 @@ def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, tmp_path):
     assert train["steps"] > 0
     assert column in pd.read_parquet(repo / "data/mine/train.parquet").columns
     assert (repo / "data/card/README.md").read_text().count(params["card"]["model_name"]) >= 1
+
+
+def test_exp_show_and_diff_tell_the_recipes_apart(swept):
+    repo, _ = swept
+    rows = {row["Experiment"]: row for row in csv.DictReader(io.StringIO(dvc(repo, "exp", "show", "--csv").stdout))}
+    for recipe, (loss, evaluators, *_) in RECIPES.items():
+        row = rows[recipe]
+        assert row["recipe"] == recipe and row["train.loss"] == loss
+        for name in evaluators:  # each evaluator's primary metric, trained and its gain, is a column of its own
+            metric = "average_precision" if name == "eval" else "ndcg@10"
+            assert 0 <= float(row[f"{name}.trained.{metric}"]) <= 1 and abs(float(row[f"{name}.delta.{metric}"])) <= 1
+    sources = {recipe: rows[recipe]["download.source"] for recipe in RECIPES}
+    assert all(source.startswith("../shared/data/") for source in sources.values()), sources  # ran in temp copies
+    assert sources["gooaq-bce-bert-tiny"] == sources["gooaq-bce-minilm-l12"], sources  # seed 002 reuses 000's data
+
+    # seed 002 is seed 000 with bert-tiny's batch size and learning rate (the base model is MiniLM offline)
+    diff = dvc(repo, "exp", "diff", "gooaq-bce-minilm-l12", "gooaq-bce-bert-tiny").stdout
+    assert "train.args.learning_rate" in diff and "2e-05" in diff and "0.0005" in diff, diff
+    assert "metrics/evaluate.json" in diff and "gooaq-dev.trained.ndcg@10" in diff, diff
 
 
 def test_committed_params_are_the_composed_default_recipe(tmp_path):
