@@ -19,13 +19,15 @@ from sentence_transformers.cross_encoder.evaluation import (
 from transformers import set_seed
 
 from stages.common import (
-    PipelineError, atomic_output, entrypoint, load_model, load_params, outside_path, track_emissions, write_json,
+    PipelineError, atomic_output, classification_metrics, entrypoint, load_model, load_params, outside_path,
+    track_emissions, write_json,
 )
 
 # "<evaluator>_<metric>" is the model's ranking, "<evaluator>_base_<metric>" the candidates' given order
 # (the embedding model's retrieval for the dev set, BM25 for NanoBEIR).
-METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+|accuracy(_threshold)?|"
-                        r"f1(_threshold|_macro|_micro|_weighted)?|precision|recall|average_precision)$")
+# The classification names are those common.classification_metrics lists, for one score or a score per class.
+METRIC_KEY = re.compile(r"^(?P<name>.+?)_(?P<base>base_)?(?P<metric>map|mrr@\d+|ndcg@\d+|"
+                        + "|".join(dict.fromkeys([*classification_metrics(1), *classification_metrics(2)])) + ")$")
 EVALUATOR_ORDER = ["reranking", "classification", "nanobeir"]
 
 
