@@ -1,0 +1,37 @@
+"""One-line errors. A user's mistake (bad params, data, model or collection) is a `PipelineError`: one line
+that names what was read, what is wrong and the fix, and exit status 1. Anything else is a bug: a summary line
+naming the stage comes first, then the trace for a bug report."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+
+
+class PipelineError(Exception):
+    """Bad params or data: reported as one line naming the problem and the fix, exit status 1."""
+
+
+def entrypoint(main):
+    """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1, any other exception
+    a summary line (stage and where to look), then its trace, and exit status 2."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except PipelineError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as error:  # a bug, not a user's mistake: say so in one line before the trace
+            stage = main.__module__.rpartition(".")[2]
+            print(f"error: stage {stage} failed unexpectedly ({type(error).__name__}: "
+                  f"{str(error).splitlines()[0] if str(error) else ''}); this is a bug, please report it "
+                  "with the trace below", file=sys.stderr)
+            traceback.print_exc()
+            sys.exit(2)
+
+    return run
