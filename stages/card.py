@@ -6,125 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
-import jinja2
 import pandas as pd
-import yaml
 
-from stages.common import atomic_output, entrypoint, load_params
-
-TEMPLATE = Path(__file__).with_name("card.md.j2")
-DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
-# model-index task of each evaluator kind, as the library's own cards name them
-TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
-         "nanobeir": ("cross-encoder-reranking", "Cross Encoder Reranking"),
-         "nanobeir_mean": ("cross-encoder-nano-beir", "Cross Encoder Nano BEIR"),
-         "classification": ("cross-encoder-binary-classification", "Cross Encoder Binary Classification")}
-
-
-def markdown_text(value, limit: int = 300) -> str:
-    """Data text inside Markdown: one line, no HTML, no table or emphasis syntax, so a row cannot inject
-    markup or break the table it sits in."""
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    text = text[:limit] + ("…" if len(text) > limit else "")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
-
-
-def python_literal(value: str) -> str:
-    """A Python string literal that cannot close the surrounding Markdown code fence."""
-    return repr(value).replace("`", "\\x60")
-
-
-def with_delta(value: float, base: float | None) -> str:
-    return f"{value:.4f}" if base is None else f"{value:.4f} ({value - base:+.4f})"
-
-
-def plain(value):
-    """A Parquet cell as Python: list columns arrive as numpy arrays, whose str() drops the commas."""
-    return value.tolist() if hasattr(value, "tolist") else value
-
-
-def spread(sizes: pd.Series, unit: str) -> str:
-    return f"min: {sizes.min()} {unit}<br>mean: {sizes.mean():.2f} {unit}<br>max: {sizes.max()} {unit}"
-
-
-def dataset_stats(frame: pd.DataFrame) -> dict:
-    """Column types, min/mean/max characters or list elements, and the label distribution over the first
-    1000 rows."""
-    head = frame.head(1000)
-    stats = {}
-    for column in head.columns:
-        if isinstance(plain(head[column].iloc[0]), list):
-            stats[column] = ("list", spread(head[column].map(len), "elements"))
-        elif not pd.api.types.is_numeric_dtype(head[column]):
-            stats[column] = ("string", spread(head[column].map(len), "characters"))
-        else:
-            shares = head[column].value_counts(normalize=True).sort_index()
-            if len(shares) <= 10:
-                detail = "<br>".join(f"{value:g}: ~{share:.2%}" for value, share in shares.items())
-            else:
-                detail = f"min: {head[column].min():.4f}<br>mean: {head[column].mean():.4f}<br>max: {head[column].max():.4f}"
-            stats[column] = (str(head[column].dtype), detail)
-    return stats
-
-
-def usage_example(frame: pd.DataFrame) -> tuple[str, list[str]]:
-    """A training query and up to 5 of its documents, whichever of the three forms the mine stage wrote."""
-    first = frame.iloc[0]
-    if "documents" in frame:  # list: query, documents, labels
-        documents = plain(first["documents"])
-    elif "positive" in frame:  # tuple: query, positive, negative_1..n
-        documents = [first["positive"]] + [first[c] for c in frame.columns if c.startswith("negative_")]
-    else:  # pair: query, document, label, a query's pairs next to each other
-        documents = frame.loc[frame["query"] == first["query"], "document"].tolist()
-    return first["query"], documents[:5]
-
-
-def evaluator_kind(name: str, params) -> str:
-    """Metrics files key evaluators by name only; params say which name is which evaluator."""
-    e = params.evaluate
-    if e.classification and name == e.classification.name:
-        return "classification"
-    if e.reranking and name == e.reranking.name:
-        return "reranking"
-    return "nanobeir_mean" if name.startswith("NanoBEIR_") else "nanobeir"
-
-
-def primary_metric(kind: str, params) -> str:
-    if kind == "classification":  # a score per class (CrossEntropyLoss) has no threshold metrics
-        return "average_precision" if params.train.num_labels == 1 else "f1_macro"
-    return f"ndcg@{(params.evaluate.reranking if kind == 'reranking' else params.evaluate.nanobeir).at_k}"
-
-
-def reference(results: dict, name: str) -> dict:
-    """What a value is compared with: the candidates' own order for reranking; a classifier has no such
-    order, so the base model (absent in evaluate_base.json, where the values are the base model's)."""
-    return results[name].get("retrieval") or results[name].get("base_model") or {}
-
-
-def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) -> list[dict]:
-    """One row per logged step (loss, validation loss and evaluations merged), framed by the base model
-    before training and the saved model after it, as step -1 rows."""
-    steps: dict[int, dict] = {}
-    for entry in log["log_history"]:
-        row = steps.setdefault(entry["step"], {"epoch": entry.get("epoch", 0), "step": entry["step"], "values": {}})
-        row.update({key: entry[key] for key in ("loss", "eval_loss") if key in entry})
-        for name, metric in primary.items():
-            if f"eval_{name}_{metric}" in entry:
-                baseline = entry.get(f"eval_{name}_base_{metric}", reference(final, name).get(metric))
-                row["values"][name] = with_delta(entry[f"eval_{name}_{metric}"], baseline)
-
-    def framing(results: dict, side: str) -> dict:
-        return {"epoch": -1, "step": -1, "best": False, "values": {
-            name: with_delta(results[name][side][metric], reference(results, name).get(metric))
-            for name, metric in primary.items() if name in results}}
-    logged = [steps[s] for s in sorted(steps) if {"loss", "eval_loss"} & set(steps[s]) or steps[s]["values"]]
-    for row in logged:
-        row["best"] = row["step"] == log["best_global_step"]
-    return [framing(base, "model"), *logged, framing(final, "trained")]
+from reranker.card.render import render_card
+from reranker.errors import entrypoint
+from reranker.outputs import atomic_output
+from reranker.params import load_params
 
 
 @entrypoint
@@ -132,62 +21,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "out"):
         parser.add_argument(name, type=Path)
-    a = parser.parse_args()
+    paths = parser.parse_args()
     params = load_params()
-    log = json.loads(a.log.read_text())
-    base = json.loads(a.base_metrics.read_text())
-    final = json.loads(a.metrics.read_text())
-    emissions = json.loads(a.emissions.read_text())
-    data = pd.read_parquet(a.train_data)
-    evaluators = [name for name, value in final.items() if isinstance(value, dict)]
-    kinds = {name: evaluator_kind(name, params) for name in evaluators}
-    primary = {name: primary_metric(kind, params) for name, kind in kinds.items()}
-
-    # 1. Front matter: YAML dumped from a dict, so data text cannot break it
-    model_index = [{"task": dict(zip(("type", "name"), TASKS[kinds[name]])),
-                    "dataset": {"name": name.replace("_", " "), "type": name},
-                    "metrics": [{"type": m, "value": v, "name": m.replace("_", " ").title()}
-                                for m, v in final[name]["trained"].items()]}
-                   for name in evaluators]
-    front_matter = {
-        "language": [params.card.language], "license": params.card.license,
-        "tags": ["sentence-transformers", "cross-encoder", "generated_from_trainer",
-                 f"dataset_size:{log['train_samples']}", f"loss:{log['loss']['name']}"],
-        "base_model": params.train.base_model,
-        **({"datasets": [params.download.source]} if not Path(params.download.source).exists() else {}),
-        "pipeline_tag": "text-ranking", "library_name": "sentence-transformers",
-        "metrics": list(final[evaluators[0]]["trained"]),
-        "co2_eq_emissions": {
-            "emissions": emissions["emissions_g"], "energy_consumed": emissions["energy_consumed_kwh"],
-            "source": "codecarbon", "training_type": "fine-tuning", "on_cloud": emissions["on_cloud"],
-            "cpu_model": emissions["cpu_model"], "ram_total_size": emissions["ram_total_size_gb"],
-            "hours_used": round(emissions["hours_used"], 3),
-            "hardware_used": f"{emissions['gpu_count']} x {emissions['gpu_model']}" if emissions["gpu_model"] else None,
-        },
-        "model-index": [{"name": params.card.model_name, "results": model_index}],
-    }
-
-    # 2. Usage and dataset: one query with its documents; the first rows as samples
-    query, documents = usage_example(data)
-    samples = [{column: plain(value) for column, value in row.items()} for row in data.head(3).to_dict("records")]
-
-    # 3. Render: the template has one section per evaluator kind
-    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), keep_trailing_newline=True,
-                                     trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    environment.filters.update(md=markdown_text, py=python_literal, tojson=lambda v: json.dumps(v, indent=2))
-    card = environment.get_template(TEMPLATE.name).render(
-        front_matter=yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True).strip(),
-        params=params, log=log, final=final, emissions=emissions, docs=DOCS, primary=primary,
-        cell=lambda name, metric: with_delta(final[name]["trained"][metric], reference(final, name).get(metric)),
-        by_kind={kind: [name for name in evaluators if kinds[name] == kind] for kind in TASKS},
-        evaluators=evaluators, query=query, documents=documents,
-        columns=list(data.columns), stats=dataset_stats(data), samples=samples,
-        log_rows=training_log(log, base, final, primary),
-        eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
+    card = render_card(
+        params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
+        final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
+        data=pd.read_parquet(paths.train_data),
     )
-    with atomic_output(a.out) as partial:
+    with atomic_output(paths.out) as partial:
         partial.write_text(card)
-    print(f"card: {a.out} ({len(card.splitlines())} lines)")
+    print(f"card: {paths.out} ({len(card.splitlines())} lines)")
 
 
 if __name__ == "__main__":

@@ -8,28 +8,10 @@ import argparse
 import time
 from pathlib import Path
 
-from datasets import Dataset
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.util import mine_hard_negatives
-
-from stages.common import atomic_output, entrypoint, load_params, resolve_model
-
-
-def mining_corpora(train: Dataset, dev: Dataset) -> tuple[list[str], list[str]]:
-    """Train negatives come from the train documents only (dev documents never appear in training, as in
-    the reference script); dev candidates come from the whole corpus."""
-    train_corpus = list(dict.fromkeys(list(train["document"])))
-    return train_corpus, list(dict.fromkeys(train_corpus + list(dev["document"])))
-
-
-def mining_options(params, model: SentenceTransformer, cache_folder: Path) -> dict:
-    """The mine_hard_negatives options that embed and mine share. The library keys its embedding cache on
-    model, prompts and texts, so both stages must pass the same ones for mine to find embed's work."""
-    return dict(
-        model=model, anchor_column_name="query", positive_column_name="document",
-        batch_size=params.embed.batch_size, query_prompt=params.embed.query_prompt,
-        corpus_prompt=params.embed.corpus_prompt, cache_folder=str(cache_folder), verbose=False,
-    )
+from reranker.errors import entrypoint
+from reranker.model_paths import resolve_model
+from reranker.outputs import atomic_output
+from reranker.params import load_params
 
 
 @entrypoint
@@ -39,22 +21,31 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
     params = load_params()
-    p = params.embed
+    if params.download.shape != "pairs":
+        with atomic_output(args.out_dir) as partial:
+            partial.mkdir()
+        print(f"embed: shape '{params.download.shape}' is not mined; nothing to encode")
+        return
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.util import mine_hard_negatives
+
+    from reranker.mining import mining_corpora, mining_options
 
     started = time.perf_counter()
+    # 1. The embedding model and the texts the mine stage will search
+    model = SentenceTransformer(resolve_model(params.embed.model))
+    train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
+    dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
+    train_corpus, full_corpus = mining_corpora(train["document"], dev["document"])
+
+    # 2. Encode into the library's cache. It caches embeddings under a hash of (model, prompt, texts) and offers
+    # no call that only encodes; a one-negative mining pass over the exact texts the mine stage uses fills them.
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
-        if params.download.shape != "pairs":
-            print(f"embed: shape '{params.download.shape}' is not mined; nothing to encode")
-            return
-        model = SentenceTransformer(resolve_model(p.model))
-        train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
-        dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
-        train_corpus, full_corpus = mining_corpora(train, dev)
-        # The library caches embeddings under a hash of (model, prompt, texts) and offers no call that only
-        # encodes; a one-negative mining pass over the exact texts the mine stage uses fills those entries.
         for queries, corpus in ((train, train_corpus), (dev, full_corpus)):
-            mine_hard_negatives(queries, corpus=corpus, num_negatives=1, **mining_options(params, model, partial))
+            mine_hard_negatives(queries, corpus=corpus, num_negatives=1,
+                                **mining_options(params.embed, model, partial))
     print(f"embed: {len(full_corpus)} documents and {len(set(train['query'])) + len(set(dev['query']))} queries "
           f"encoded in {time.perf_counter() - started:.0f} s")
 

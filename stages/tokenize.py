@@ -11,31 +11,12 @@ import numpy as np
 import pandas as pd
 from transformers import AutoTokenizer
 
-from stages.common import PairEncoder, atomic_output, entrypoint, load_params, resolve_model, write_json
-
-LABELS = ("label", "labels")  # the columns the trainer's collator passes to the loss as labels
-
-
-def text_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in LABELS]
-
-
-def texts_of(frame: pd.DataFrame) -> list[str]:
-    texts = []
-    for column in text_columns(frame):
-        for value in frame[column]:
-            texts.extend([value] if isinstance(value, str) else list(value))
-    return texts
-
-
-def to_ids(frame: pd.DataFrame, ids: dict[str, list[int]], max_length: int) -> pd.DataFrame:
-    # At most max_length ids per text: a pair never uses more, so nothing the model sees is lost
-    def convert(value):
-        return ids[value][:max_length] if isinstance(value, str) else [ids[v][:max_length] for v in value]
-    return pd.DataFrame({
-        **{f"{c}_ids": frame[c].map(convert) for c in text_columns(frame)},
-        **{c: frame[c] for c in LABELS if c in frame},
-    })
+from reranker.errors import entrypoint
+from reranker.model_paths import resolve_model
+from reranker.outputs import atomic_output, write_json
+from reranker.params import load_params
+from reranker.token_ids import PairEncoder
+from reranker.tokenizing import text_columns, texts_of, to_ids
 
 
 @entrypoint
@@ -57,12 +38,11 @@ def main() -> None:
     ids = dict(zip(texts, tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]))
 
     # 2. Lengths of the (query, document) pairs the model will see, before truncation
-    encoder = PairEncoder(tokenizer, max_length)
-    special = max_length - encoder.budget
-    query, *documents = text_columns(train)
-    lengths = np.array([len(ids[q]) + len(ids[d]) + special for column in documents
-                        for q, value in zip(train[query], train[column])
-                        for d in ([value] if isinstance(value, str) else value)])
+    special_tokens = max_length - PairEncoder(tokenizer, max_length).budget
+    query_column, *document_columns = text_columns(train)
+    lengths = np.array([len(ids[query]) + len(ids[document]) + special_tokens for column in document_columns
+                        for query, value in zip(train[query_column], train[column])
+                        for document in ([value] if isinstance(value, str) else value)])
 
     # 3. Write both, so that a failure leaves neither
     with atomic_output(args.out_dir) as partial:

@@ -14,7 +14,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "stages", "sample", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "reranker", "stages", "sample", ".dvcignore"]
 
 TINY_PARAMS = {
     "download.limit": 90,
@@ -52,7 +52,8 @@ def env() -> dict:
 def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=repo, env=env(), capture_output=True, text=True)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 

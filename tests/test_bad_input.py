@@ -36,7 +36,8 @@ def test_missing_column(repo):
 
 
 def test_empty_data(repo):
-    pd.DataFrame({"question": pd.Series([], dtype=str), "answer": pd.Series([], dtype=str)}).to_parquet(repo / "empty.parquet")
+    empty = pd.DataFrame({"question": pd.Series([], dtype=str), "answer": pd.Series([], dtype=str)})
+    empty.to_parquet(repo / "empty.parquet")
     set_params(repo, {"download.source": "empty.parquet", "download.limit": None})
     assert_clean_failure(download(repo), repo, "data/download", "no rows")
 

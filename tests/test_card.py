@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from conftest import ROOT, set_params
+from reranker.card.render import dataset_stats, usage_example
 from stages import card
 
 FIXTURES = ROOT / "tests/fixtures/card"
@@ -109,7 +110,8 @@ def test_classification_card(tmp_path, monkeypatch):
     assert meta["metrics"] == ["accuracy", "accuracy_threshold", "f1", "f1_threshold", "precision", "recall",
                                "average_precision"]
     (result,) = meta["model-index"][0]["results"]
-    assert result["task"] == {"type": "cross-encoder-binary-classification", "name": "Cross Encoder Binary Classification"}
+    assert result["task"] == {"type": "cross-encoder-binary-classification",
+                              "name": "Cross Encoder Binary Classification"}
     assert result["dataset"]["type"] == "eval"
     assert {"type": "average_precision", "value": 0.9072, "name": "Average Precision"} in result["metrics"]
 
@@ -166,7 +168,8 @@ def test_listwise_nanobeir_card_with_validation_loss(tmp_path, monkeypatch):
     assert rows[0] == "| -1 | -1 | - | - | 0.2977 (-0.2427) | 0.1830 (-0.1420) | 0.2404 (-0.1923) |"
     assert "| 0.4000 | 4 | 0.2125 | - | - | - | - |" in rows
     assert [row for row in rows if "**" in row] == [
-        "| **0.5000** | **5** | **-** | **0.1367** | **0.6561 (+0.1157)** | **0.3777 (+0.0527)** | **0.5169 (+0.0842)** |"]
+        "| **0.5000** | **5** | **-** | **0.1367** | **0.6561 (+0.1157)** | **0.3777 (+0.0527)** "
+        "| **0.5169 (+0.0842)** |"]
     assert "| 1.0000 | 10 | - | 0.1412 | 0.6430 (+0.1026) | 0.3701 (+0.0451) | 0.5066 (+0.0739) |" in rows
     assert rows[-1] == "| -1 | -1 | - | - | 0.6561 (+0.1157) | 0.3777 (+0.0527) | 0.5169 (+0.0842) |"
     # list data: the usage snippet takes the first row's documents
@@ -177,7 +180,7 @@ def test_listwise_nanobeir_card_with_validation_loss(tmp_path, monkeypatch):
 def test_tuple_rows_give_statistics_and_a_usage_example():
     frame = pd.DataFrame({"query": ["q1", "q2"], "positive": ["p1", "p2"], "negative_1": ["n1", "n2"],
                           "negative_2": ["m1", "m2"], "label": [[0.9, 0.1, 0.2], [0.8, 0.3, 0.0]]})
-    assert card.usage_example(frame) == ("q1", ["p1", "n1", "m1"])
-    stats = card.dataset_stats(frame)
+    assert usage_example(frame) == ("q1", ["p1", "n1", "m1"])
+    stats = dataset_stats(frame)
     assert stats["negative_2"][0] == "string" and stats["label"] == (
         "list", "min: 3 elements<br>mean: 3.00 elements<br>max: 3 elements")

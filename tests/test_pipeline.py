@@ -40,7 +40,8 @@ def test_metrics_hold_base_trained_and_delta_per_evaluator(reproduced):
     for name in ("dev", "NanoBEIR_R4_mean"):
         for side in ("trained", "base_model", "delta", "retrieval"):
             assert set(metrics[name][side]) == {"map", "mrr@10", "ndcg@10"}, (name, side)
-        assert metrics[name]["base_model"] == base[name]["model"]
+        assert metrics[name]["base_model"] == base[name]["base_model"]
+        assert metrics[name]["kind"] == base[name]["kind"] == ("reranking" if name == "dev" else "nanobeir_mean")
         for metric, delta in metrics[name]["delta"].items():
             assert abs(metrics[name]["trained"][metric] - metrics[name]["base_model"][metric] - delta) < 1e-3
     tokenize = json.loads((reproduced / "metrics/tokenize.json").read_text())

@@ -16,6 +16,7 @@ import time
 import pandas as pd
 import pytest
 import yaml
+
 from conftest import ROOT, dvc, make_repo
 
 CARD_METRICS = {
@@ -25,12 +26,13 @@ CARD_METRICS = {
 }
 # recipe -> (loss, evaluators in metrics/evaluate.json, a column of the training data, row limit)
 # In queue order: seed 002 last, so that it finds seed 000's data stages (same stand-in data) in the run cache
+NANO = ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"]
 RECIPES = {
-    "gooaq-bce-minilm-l12": ("BinaryCrossEntropyLoss", ["gooaq-dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 90),
-    "msmarco-listmle-minilm-l12": ("PListMLELoss", ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "documents", 60),
+    "gooaq-bce-minilm-l12": ("BinaryCrossEntropyLoss", ["gooaq-dev", *NANO], "document", 90),
+    "msmarco-listmle-minilm-l12": ("PListMLELoss", NANO, "documents", 60),
     "pairs-continue-minilm-l6": ("BinaryCrossEntropyLoss", ["eval"], "document", 200),
-    "msmarco-bce-gte-multilingual": ("BinaryCrossEntropyLoss", ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 200),
-    "gooaq-bce-bert-tiny": ("BinaryCrossEntropyLoss", ["gooaq-dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"], "document", 90),
+    "msmarco-bce-gte-multilingual": ("BinaryCrossEntropyLoss", NANO, "document", 200),
+    "gooaq-bce-bert-tiny": ("BinaryCrossEntropyLoss", ["gooaq-dev", *NANO], "document", 90),
 }
 TINY = ["download.dev_queries=8", "mine.dev_candidates=6", "mine.train.num_negatives=2", "tokenize.max_length=64",
         "train.args.max_steps=6", "train.args.per_device_train_batch_size=16", "train.args.eval_steps=3",

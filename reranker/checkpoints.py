@@ -1,0 +1,25 @@
+"""Resuming a killed training run: only from a complete checkpoint, and only one made from the same inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint whose trainer state was written (a kill mid-save leaves one without)."""
+    steps = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]), reverse=True)
+    return next((str(path) for path in steps if (path / "trainer_state.json").exists()), None)
+
+
+def fingerprint(sections: list, *paths: Path) -> str:
+    """Identifies what a checkpoint was trained from (the params sections training reads and its input files),
+    so that only a run of the same inputs resumes it.
+
+    Example: ``fingerprint([params.train, params.tokenize, params.evaluate], Path("data/tokenize/train.parquet"))``.
+    """
+    digest = hashlib.sha256(json.dumps([section.model_dump() for section in sections], sort_keys=True).encode())
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()

@@ -1,0 +1,86 @@
+"""The sentence-transformers evaluators that params.evaluate configures, built the same way for training (at
+each evaluation step) and for the evaluate stages, and their results in the pipeline's one metrics schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sentence_transformers.cross_encoder.evaluation import (
+    CrossEncoderClassificationEvaluator,
+    CrossEncoderNanoBEIREvaluator,
+    CrossEncoderRerankingEvaluator,
+)
+
+from reranker.errors import PipelineError
+from reranker.evaluation.metric_names import nanobeir_mean_name, split_evaluator_key
+from reranker.paths import outside_path
+from reranker.relevance import is_relevant
+
+EVALUATOR_ORDER = ("reranking", "classification", "nanobeir")
+
+
+def reranking_evaluator(reranking, batch_size: int, dev: pd.DataFrame) -> CrossEncoderRerankingEvaluator:
+    """The dev reranking set (the mine stage's candidates, in retrieval order); `reranking` is
+    params.evaluate.reranking."""
+    return CrossEncoderRerankingEvaluator(
+        samples=[{"query": query, "positive": list(positives), "documents": list(documents)}
+                 for query, positives, documents in zip(dev["query"], dev["positives"], dev["documents"])],
+        name=reranking.name, at_k=reranking.at_k, always_rerank_positives=reranking.always_rerank_positives,
+        batch_size=batch_size, write_csv=False,
+    )
+
+
+def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[str, object]:
+    """Kind -> evaluator, for the kinds of `evaluate` (params.evaluate) that are configured and named: dev
+    reranking (the mined candidates), classification (the labelled dev pairs, relevant by the one relevance
+    rule) and NanoBEIR.
+
+    Example: ``build_evaluators(params.evaluate, Path("data/mine"), names=params.train.evaluators)``.
+    """
+    evaluators = {}
+    if "reranking" in names and evaluate.reranking is not None:
+        dev = pd.read_parquet(mine_dir / "dev.parquet")
+        evaluators["reranking"] = reranking_evaluator(evaluate.reranking, evaluate.batch_size, dev)
+    if "classification" in names and evaluate.classification is not None:
+        pairs = pd.read_parquet(mine_dir / "dev_pairs.parquet")
+        evaluators["classification"] = CrossEncoderClassificationEvaluator(
+            sentence_pairs=list(zip(pairs["query"], pairs["document"])),
+            labels=is_relevant(pairs["label"]).astype(int).tolist(),
+            name=evaluate.classification.name, batch_size=evaluate.batch_size, write_csv=False,
+        )
+    if "nanobeir" in names and evaluate.nanobeir is not None:
+        nanobeir = evaluate.nanobeir
+        dataset_id = outside_path(nanobeir.dataset_id)
+        if dataset_id.startswith((".", "/")) and not Path(dataset_id).is_dir():
+            raise PipelineError(f"evaluate.nanobeir.dataset_id '{nanobeir.dataset_id}' does not exist; give a "
+                                "NanoBEIR-layout folder, a hub id such as sentence-transformers/NanoBEIR-en, or set "
+                                "nanobeir: null")
+        evaluators["nanobeir"] = CrossEncoderNanoBEIREvaluator(
+            dataset_names=nanobeir.dataset_names, dataset_id=dataset_id, rerank_k=nanobeir.rerank_k,
+            at_k=nanobeir.at_k, always_rerank_positives=nanobeir.always_rerank_positives,
+            batch_size=evaluate.batch_size, write_csv=False,
+        )
+    return evaluators
+
+
+def run_evaluators(model, evaluate, mine_dir: Path, side: str) -> dict[str, dict]:
+    """Every configured evaluator on `model`, in the one metrics schema: evaluator name -> {"kind": ...,
+    side: {metric: value}, "retrieval": {metric: value}} where `side` is "base_model" or "trained" and
+    "retrieval" is the candidates' own order (the embedding model for the dev set, BM25 for NanoBEIR).
+
+    Example: ``run_evaluators(model, params.evaluate, Path("data/mine"), "trained")["dev"]["trained"]["ndcg@10"]``.
+    """
+    results: dict[str, dict] = {}
+    for kind, evaluator in build_evaluators(evaluate, mine_dir).items():
+        for key, value in evaluator(model).items():
+            if (parts := split_evaluator_key(key)) is None:
+                continue
+            name, is_retrieval, metric = parts
+            if kind == "nanobeir" and name == nanobeir_mean_name(evaluate.nanobeir.rerank_k):
+                entry_kind = "nanobeir_mean"
+            else:
+                entry_kind = kind
+            entry = results.setdefault(name, {"kind": entry_kind, side: {}, "retrieval": {}})
+            entry["retrieval" if is_retrieval else side][metric] = round(float(value), 4)
+    return results

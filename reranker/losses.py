@@ -1,0 +1,52 @@
+"""The loss named in params, built with its arguments converted to what its constructor asks for."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+from datasets import Dataset, Value
+from sentence_transformers.cross_encoder import CrossEncoder, losses
+
+from reranker.cross_encoder import import_object
+from reranker.errors import PipelineError
+
+
+def build_loss(model: CrossEncoder, name: str, loss_args: dict):
+    """The loss class `name` (checked when params load) with `loss_args` converted to its annotations: numbers
+    to tensors (pos_weight), names to instances (activation_fn, weighting_scheme, lambda_weight: a class of the
+    losses module or a dotted path).
+
+    Example: ``build_loss(model, "LambdaLoss", {"weighting_scheme": "NDCGLoss2PPScheme"})``.
+    """
+    loss_class = getattr(losses, name)
+    parameters = inspect.signature(loss_class).parameters
+    kwargs = {}
+    for key, value in loss_args.items():
+        if key not in parameters or key == "model":
+            raise PipelineError(f"train.loss_args.{key} is not an argument of {name}; see its documentation")
+        annotation = str(parameters[key].annotation)
+        if "Tensor" in annotation and isinstance(value, (int, float)):
+            value = torch.tensor(value)
+        elif isinstance(value, str) and "str" not in annotation and "Literal" not in annotation:
+            target = getattr(losses, value, None) or import_object(value)
+            value = target() if inspect.isclass(target) else target
+        kwargs[key] = value
+    return loss_class(model, **kwargs)
+
+
+def loss_config(loss, loss_args: dict) -> dict:
+    """What the training log records of the loss. CrossEntropyLoss has no get_config_dict (sentence-transformers
+    6.2): its params are its config."""
+    return loss.get_config_dict() if hasattr(loss, "get_config_dict") else loss_args
+
+
+def class_ids(dataset: Dataset, num_labels: int) -> Dataset:
+    """CrossEntropyLoss reads each label as a class id (int64); every other loss reads float labels."""
+    labels = np.asarray(dataset["label"])
+    if labels.ndim != 1 or (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= num_labels:
+        raise PipelineError(f"CrossEntropyLoss needs class ids 0..{num_labels - 1} as labels, but the labels range "
+                            f"over {labels.min():g}..{labels.max():g}; use integer labels below train.num_labels, "
+                            "or a loss that reads scores (BinaryCrossEntropyLoss, MSELoss)")
+    return dataset.cast_column("label", Value("int64"))

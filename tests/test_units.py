@@ -1,0 +1,122 @@
+"""The library's pure functions on small hand-made inputs: splitting, dev sets, relevance, fingerprints,
+score distributions and the training-args field cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from datasets import Dataset
+
+from reranker.checkpoints import fingerprint, last_complete_checkpoint
+from reranker.data import split_by_query
+from reranker.errors import PipelineError
+from reranker.evaluation.metric_names import split_evaluator_key
+from reranker.evaluation.score_distribution import score_distribution
+from reranker.mining import dev_pairs, dev_samples, float_labels, mining_corpora
+from reranker.paths import outside_path
+from reranker.relevance import is_relevant
+from reranker.training_args import check_training_args, training_arguments_fields
+
+
+def test_split_by_query_holds_out_whole_queries_and_is_seeded():
+    dataset = Dataset.from_dict({"query": ["a", "a", "b", "c", "c", "d"], "document": list("uvwxyz")})
+    train, dev = split_by_query(dataset, dev_queries=2, seed=3)
+    assert len(set(dev["query"])) == 2 and not set(train["query"]) & set(dev["query"])
+    assert len(train) + len(dev) == 6
+    again_train, again_dev = split_by_query(dataset, dev_queries=2, seed=3)
+    assert list(again_dev["query"]) == list(dev["query"])
+    with pytest.raises(PipelineError, match="only 4 distinct queries; lower it"):
+        split_by_query(dataset, dev_queries=4, seed=3)
+
+
+def test_one_relevance_rule():
+    assert is_relevant([0, 0.3, 0.49, 0.5, 1, 2]).tolist() == [False, False, False, True, True, True]
+    assert is_relevant(1.0) and not is_relevant(0.3)
+
+
+def test_dev_samples_from_candidates_labelled_pairs_and_lists():
+    dev = pd.DataFrame({"query": ["q1", "q2"], "document": ["p1", "p2"]})
+    candidates = pd.DataFrame({"query": ["q1", "q2"], "positive": ["p1", "p2"],
+                               "negative_1": ["p1", "x"], "negative_2": ["y", "p2"]})
+    samples = dev_samples(dev, candidates)
+    assert samples.to_dict("list") == {"query": ["q1", "q2"], "positives": [["p1"], ["p2"]],
+                                       "documents": [["p1", "y"], ["x", "p2"]]}
+    pairs = dev_pairs(dev, samples)
+    assert pairs.values.tolist() == [["q1", "p1", 1.0], ["q1", "y", 0.0], ["q2", "x", 0.0], ["q2", "p2", 1.0]]
+    # scored pairs: a 0.3 score is a negative, as in classification and the score plot
+    scored = pd.DataFrame({"query": ["q", "q", "q"], "document": ["a", "b", "c"], "label": [0.9, 0.3, 0.0]})
+    samples = dev_samples(scored, None)
+    assert samples["positives"].tolist() == [["a"]] and samples["documents"].tolist() == [["a", "b", "c"]]
+    assert dev_pairs(scored, samples)["label"].tolist() == [0.9, 0.3, 0.0]
+    listwise = pd.DataFrame({"query": ["q", "r"], "documents": [["a", "b"], ["c"]], "labels": [[0.0, 1.0], [0.2]]})
+    samples = dev_samples(listwise, None)
+    assert samples["query"].tolist() == ["q"] and samples["positives"].tolist() == [["b"]]
+
+
+def test_mining_corpora_keep_dev_documents_out_of_training():
+    train_corpus, full_corpus = mining_corpora(["a", "b", "a"], ["c", "b"])
+    assert train_corpus == ["a", "b"] and full_corpus == ["a", "b", "c"]
+
+
+def test_float_labels_for_numbers_and_lists():
+    frame = float_labels(pd.DataFrame({"label": [1, 0], "labels": [[1, 0], [0, 1]]}))
+    assert frame["label"].dtype == np.float32 and frame["labels"].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_fingerprint_changes_with_params_and_data(tmp_path):
+    data = tmp_path / "train.parquet"
+    data.write_bytes(b"one")
+    section = SimpleNamespace(model_dump=lambda: {"learning_rate": 1e-4})
+    first = fingerprint([section], data)
+    assert fingerprint([section], data) == first
+    data.write_bytes(b"two")
+    assert fingerprint([section], data) != first
+    other = SimpleNamespace(model_dump=lambda: {"learning_rate": 2e-4})
+    assert fingerprint([other], data) != fingerprint([section], data)
+
+
+def test_last_complete_checkpoint_skips_one_killed_mid_save(tmp_path):
+    for step, complete in ((6, True), (12, True), (18, False)):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-12")
+    assert last_complete_checkpoint(tmp_path / "none") is None
+
+
+def test_score_distribution_shares_sum_to_one_per_class():
+    scores = np.array([0.1, 0.2, 0.8, 0.9, 0.95])
+    frame = score_distribution(scores, [0, 0, 1, 1, 0.3], bins=4)
+    assert list(frame.columns) == ["score", "positive", "negative"] and len(frame) == 4
+    assert frame["positive"].sum() == pytest.approx(1) and frame["negative"].sum() == pytest.approx(1)
+    assert frame["positive"].iloc[-1] == 1.0  # both positives score highest
+
+
+def test_split_evaluator_key():
+    assert split_evaluator_key("dev_base_ndcg@10") == ("dev", True, "ndcg@10")
+    assert split_evaluator_key("NanoBEIR_R20_mean_map") == ("NanoBEIR_R20_mean", False, "map")
+    assert split_evaluator_key("eval_f1_macro") == ("eval", False, "f1_macro")
+    assert split_evaluator_key("dev_runtime") is None
+
+
+def test_outside_path_resolves_against_the_checkout(monkeypatch):
+    monkeypatch.setenv("DVC_ROOT", "/home/me/project")
+    assert outside_path("../shared/data") == "/home/me/shared/data"
+    assert outside_path("sample/qa") == "sample/qa" and outside_path("/abs") == "/abs"
+
+
+def test_training_args_fields_are_cached_per_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fields = training_arguments_fields()
+    assert fields["learning_rate"] == "float" and fields["bf16"] == "bool"
+    (cache,) = Path(tmp_path, "rerank-pipeline").glob("*.json")
+    assert json.loads(cache.read_text()) == fields
+    with pytest.raises(PipelineError, match="'train.args.learning_rate' should be float"):
+        check_training_args({"learning_rate": "fast"}, "params.yaml")
+    with pytest.raises(PipelineError, match="Did you mean 'num_train_epochs'"):
+        check_training_args({"num_train_epoch": 1}, "params.yaml")
