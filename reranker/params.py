@@ -100,11 +100,31 @@ class ClassificationParams(Section):  # CrossEncoderClassificationEvaluator on t
     name: str
 
 
+class CollectionParams(Section):  # a collection the trained model reranks, with its first stage
+    name: str  # names its runs, its per-query file and its metrics entry
+    source: str  # a BEIR-layout folder, a NanoBEIR-layout folder, or a hub id (BeIR/scifact)
+    split: str = "test"  # the qrels split (BEIR), or the collection of a NanoBEIR layout (climatefever)
+    qrels: str | None = None  # the hub id of a hub BEIR collection's qrels (BeIR/scifact-qrels)
+    revision: str | None = None  # hub revision to pin
+    first_stage: Literal["bm25", "dense", "run_file"] = "bm25"  # dense: the embed model; run_file: yours
+    run_file: str | None = None  # a TREC run (qid Q0 docid rank score tag), when first_stage is run_file
+    k: PositiveInt = 30  # first-stage candidates reranked per query
+    at_k: PositiveInt = 10  # the cut-off of ndcg and mrr
+
+
+class SignificanceParams(Section):  # paired tests and intervals of trained vs first stage and vs base model
+    confidence: float = 0.95
+    resamples: PositiveInt = 10000
+    seed: int = 0
+
+
 class EvaluateParams(Section):
     batch_size: PositiveInt
     reranking: RerankingParams | None = None  # null skips the dev reranking
     classification: ClassificationParams | None = None  # null skips classification
     nanobeir: NanoBEIRParams | None = None  # null skips NanoBEIR
+    collections: list[CollectionParams] = []  # BEIR or NanoBEIR collections, local or hub, each with a first stage
+    significance: SignificanceParams = SignificanceParams()
 
 
 class EmissionsParams(Section):  # codecarbon's offline tracker: no network, the grid's intensity by place
