@@ -18,11 +18,18 @@ def resolve_model(spec: str) -> str:
     """
     if spec.startswith("pkg:"):
         module = spec[4:]
-        # find_spec locates the package without importing it
-        found = importlib.util.find_spec(module) if module and "/" not in module else None
+        # find_spec locates the package without importing it (a dotted name imports its parents)
+        try:
+            found = importlib.util.find_spec(module) if all(p.isidentifier() for p in module.split(".")) else None
+        except (ImportError, ValueError):
+            found = None
         if found is None or not found.origin:
             raise PipelineError(f"model '{spec}': no Python package '{module}'; pip install it or name another model")
-        return str(Path(found.origin).parent / "model")
+        folder = Path(found.origin).parent / "model"
+        if not folder.is_dir():
+            raise PipelineError(f"model '{spec}': package '{module}' has no model/ folder ({folder}); name a package "
+                                "that ships a model, a local folder or a hub id")
+        return str(folder)
     spec = outside_path(spec)
     looks_local = spec.startswith((".", "/", "~")) or spec.count("/") > 1
     if Path(spec).expanduser().exists():
