@@ -26,8 +26,13 @@ def entrypoint(main):
             sys.exit(1)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except BrokenPipeError:  # the reader of our output went away (`... | head`): not a bug
+            sys.stderr.close()
+            sys.exit(1)
         except Exception as error:  # a bug, not a user's mistake: say so in one line before the trace
-            stage = main.__module__.rpartition(".")[2]
+            # run as `python -m stages.NAME`, the module is __main__; its spec still has the name
+            module = sys.modules.get(main.__module__)
+            stage = (getattr(getattr(module, "__spec__", None), "name", None) or main.__module__).rpartition(".")[2]
             print(f"error: stage {stage} failed unexpectedly ({type(error).__name__}: "
                   f"{str(error).splitlines()[0] if str(error) else ''}); this is a bug, please report it "
                   "with the trace below", file=sys.stderr)

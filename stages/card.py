@@ -1,11 +1,13 @@
-"""Step 6, card: render the model's README.md, in the structure of the sentence-transformers model cards,
-from tracked files only (params, metrics, training log, emissions, training data), so that a change to the
-template re-renders the card without retraining."""
+"""Step 6, card: render the model's README.md, in the structure of the sentence-transformers model cards, from
+tracked files only (params, metrics, training log, emissions, training data), and put it beside the trained
+weights: one folder that is what a user pushes to the hub (`huggingface-cli upload ORG/NAME data/hub`). A change
+to the template re-renders the card without retraining."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -19,18 +21,23 @@ from reranker.params import load_params
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "out"):
+    for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "model_dir", "out_dir"):
         parser.add_argument(name, type=Path)
     paths = parser.parse_args()
     params = load_params()
+
+    # 1. The card, from tracked files
     card = render_card(
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data),
     )
-    with atomic_output(paths.out) as partial:
-        partial.write_text(card)
-    print(f"card: {paths.out} ({len(card.splitlines())} lines)")
+
+    # 2. The hub folder: the trained model's files, with this card in place of the library's own README
+    with atomic_output(paths.out_dir) as partial:
+        shutil.copytree(paths.model_dir, partial, ignore=shutil.ignore_patterns("README.md"))
+        (partial / "README.md").write_text(card)
+    print(f"card: {paths.out_dir}/README.md ({len(card.splitlines())} lines) beside the model's weights")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,12 @@ TINY_PARAMS = {
     "train.args.eval_steps": 6,
     "train.args.save_steps": 6,
     "train.args.logging_steps": 3,
-    "evaluate.nanobeir.dataset_id": str(SHARED_DATA / "nano-local"),
-    "evaluate.nanobeir.rerank_k": 4,
+    "evaluate.collections": [
+        {"name": "climatefever", "source": str(SHARED_DATA / "beir/climatefever-nano"), "first_stage": "run_file",
+         "run_file": str(SHARED_DATA / "beir/climatefever-nano/bm25.trec"), "k": 4},
+        {"name": "wikiqa", "source": str(SHARED_DATA / "beir/wikiqa-dev"), "first_stage": "bm25", "k": 4},
+    ],
+    "evaluate.significance.resamples": 2000,
 }
 
 

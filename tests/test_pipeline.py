@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from conftest import dvc, set_params
+from conftest import SHARED_DATA, dvc, set_params
 
 STAGES = {"download", "embed", "mine", "tokenize", "train", "evaluate_base", "evaluate", "card"}
 
@@ -33,20 +33,56 @@ def test_repro_trains_a_model_that_loads_and_ranks(reproduced):
     assert scores.shape == (2,)
 
 
-def test_metrics_hold_base_trained_and_delta_per_evaluator(reproduced):
+SETS = {"dev": "reranking", "climatefever": "collection", "wikiqa": "collection"}
+
+
+def test_metrics_hold_each_run_the_gains_and_their_significance(reproduced):
     metrics = json.loads((reproduced / "metrics/evaluate.json").read_text())
     base = json.loads((reproduced / "metrics/evaluate_base.json").read_text())
-    assert {"dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"} <= set(metrics)
-    for name in ("dev", "NanoBEIR_R4_mean"):
+    assert set(metrics) - {"seconds"} == set(SETS)
+    for name, kind in SETS.items():
+        entry = metrics[name]
+        assert entry["kind"] == base[name]["kind"] == kind
         for side in ("trained", "base_model", "delta", "retrieval"):
-            assert set(metrics[name][side]) == {"map", "mrr@10", "ndcg@10"}, (name, side)
-        assert metrics[name]["base_model"] == base[name]["base_model"]
-        assert metrics[name]["kind"] == base[name]["kind"] == ("reranking" if name == "dev" else "nanobeir_mean")
-        for metric, delta in metrics[name]["delta"].items():
-            assert abs(metrics[name]["trained"][metric] - metrics[name]["base_model"][metric] - delta) < 1e-3
+            assert set(entry[side]) == {"ndcg@10", "mrr@10", "map"}, (name, side)
+        assert entry["base_model"] == base[name]["base_model"] and entry["retrieval"] == base[name]["retrieval"]
+        for metric, delta in entry["delta"].items():
+            assert abs(entry["trained"][metric] - entry["base_model"][metric] - delta) < 1e-3
+        for versus, reference in (("vs_retrieval", "retrieval"), ("vs_base_model", "base_model")):
+            for metric, comparison in entry[versus].items():
+                assert abs(comparison["delta"] - (entry["trained"][metric] - entry[reference][metric])) < 1e-3
+                assert comparison["ci_low"] <= comparison["delta"] <= comparison["ci_high"], comparison
+                assert 0 < comparison["p_value"] <= 1
+        assert "randomization" in entry["test"]
     tokenize = json.loads((reproduced / "metrics/tokenize.json").read_text())
     assert tokenize["pairs"] == len(pd.read_parquet(reproduced / "data/tokenize/train.parquet"))
     assert 0 < tokenize["tokens_mean"] <= tokenize["tokens_p95"] and 0 <= tokenize["truncated_share"] <= 1
+
+
+def test_runs_and_per_query_metrics_are_small_git_files(reproduced):
+    from reranker.evaluation.measures import read_per_query
+
+    metrics = json.loads((reproduced / "metrics/evaluate.json").read_text())
+    for name in SETS:
+        for run in ("first_stage", "base_model", "trained"):
+            lines = (reproduced / f"runs/{name}/{run}.trec").read_text().splitlines()
+            assert lines and all(len(line.split()) == 6 and line.split()[1] == "Q0" for line in lines)
+        per_query = read_per_query((reproduced / f"metrics/per_query/{name}.csv").read_text())
+        assert set(per_query) == {"first_stage", "base_model", "trained"}
+        for run, side in (("first_stage", "retrieval"), ("base_model", "base_model"), ("trained", "trained")):
+            for metric, values in per_query[run].items():
+                assert abs(sum(values.values()) / len(values) - metrics[name][side][metric]) < 1e-3
+    # the shipped BM25 run is the first stage of climatefever, cut at k = 4
+    shipped = {}
+    for line in (SHARED_DATA / "beir/climatefever-nano/bm25.trec").read_text().splitlines():
+        query, _, doc, rank, *_ = line.split()
+        if int(rank) <= 4:
+            shipped.setdefault(query, set()).add(doc)
+    ours = {}
+    for line in (reproduced / "runs/climatefever/first_stage.trec").read_text().splitlines():
+        query, _, doc, *_ = line.split()
+        ours.setdefault(query, set()).add(doc)
+    assert ours == {query: docs for query, docs in shipped.items() if query in ours} and len(ours) == 50
 
 
 def test_train_stage_reads_token_ids_not_text(reproduced):
@@ -95,24 +131,32 @@ def test_dev_set_holds_out_queries_and_keeps_retrieval_order(reproduced):
     assert mine["dev_queries"] == 8 and 0 < mine["dev_positive_retrieved"] <= 1
 
 
-def test_card_has_the_seed_sections_and_a_valid_model_index(reproduced):
-    card = (reproduced / "data/card/README.md").read_text()
+def test_hub_folder_holds_the_model_and_a_card_with_a_valid_model_index(reproduced):
+    hub = reproduced / "data/hub"
+    assert CrossEncoder(str(hub)).predict([("a question?", "an answer.")]).shape == (1,)
+    card = (hub / "README.md").read_text()
     _, front, body = card.split("---\n", 2)
     meta = yaml.safe_load(front)
     assert meta["pipeline_tag"] == "text-ranking" and meta["library_name"] == "sentence-transformers"
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert "loss:BinaryCrossEntropyLoss" in meta["tags"] and meta["co2_eq_emissions"]["source"] == "codecarbon"
     results = meta["model-index"][0]["results"]
-    assert {r["dataset"]["type"] for r in results} == {"dev", "NanoClimateFEVER_R4", "NanoBEIR_R4_mean"}
-    for result in results:  # the NanoBEIR mean has a task type of its own, as in seeds 001 and 004
-        mean = result["dataset"]["type"] == "NanoBEIR_R4_mean"
-        assert result["task"]["type"] == ("cross-encoder-nano-beir" if mean else "cross-encoder-reranking")
-        assert {m["type"] for m in result["metrics"]} == {"map", "mrr@10", "ndcg@10"}
-        assert all(isinstance(m["value"], float) for m in result["metrics"])
+    assert {r["dataset"]["type"] for r in results} == set(SETS)
+    for result in results:
+        assert result["task"]["type"] == "cross-encoder-reranking"
+        assert isinstance(result["metrics"][0]["value"], float)
+    assert {m["type"] for r in results for m in r["metrics"]} == {"map", "mrr@10", "ndcg@10"}
     for heading in ("## Usage", "model.predict(pairs)", "model.rank(", "## Evaluation", "#### Cross Encoder Reranking",
-                    "#### Cross Encoder Nano BEIR", "### Training Dataset", "* Loss: [BinaryCrossEntropyLoss]",
+                    "| Metric | First stage | Base model | Trained | Trained vs first stage | Trained vs base model |",
+                    "### Training Dataset", "* Loss: [BinaryCrossEntropyLoss]",
                     "#### Non-Default Hyperparameters", "#### All Hyperparameters", "### Training Logs",
                     "### Environmental Impact", "### Training Hardware", "### Framework Versions", "## Citation"):
         assert heading in body, heading
     best = json.loads((reproduced / "data/train/log.json").read_text())["best_global_step"]
     assert re.search(rf"^\| \*\*[0-9.]+\*\* \| \*\*{best}\*\* \|", body, re.MULTILINE), "best step row in bold"
-    assert "**ndcg@10**" in body and re.search(r"\*\*0\.\d{4} \([+-]0\.\d{4}\)\*\*", body)
+    # a gain is bold only when its interval excludes 0; otherwise it says so
+    metrics = json.loads((reproduced / "metrics/evaluate.json").read_text())
+    for name in SETS:
+        comparison = metrics[name]["vs_base_model"]["ndcg@10"]
+        shown = f"**{comparison['delta']:+.4f}** [" if comparison["ci_low"] > 0 else f"{comparison['delta']:+.4f} ["
+        assert shown in body, (name, comparison)

@@ -85,7 +85,7 @@ def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, swept):
     train = json.loads((repo / "metrics/train.json").read_text())
     assert train["steps"] > 0
     assert column in pd.read_parquet(repo / "data/mine/train.parquet").columns
-    assert (repo / "data/card/README.md").read_text().count(params["card"]["model_name"]) >= 1
+    assert (repo / "data/hub/README.md").read_text().count(params["card"]["model_name"]) >= 1
 
 
 def test_exp_show_and_diff_tell_the_recipes_apart(swept):

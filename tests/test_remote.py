@@ -32,9 +32,10 @@ PAIRS = [("What is a caldera?", "A caldera is a basin left by a collapsed volcan
          ("What is a caldera?", "Jazz grew out of blues and ragtime in New Orleans.")]
 CACHED_OUTS = ["data/download/train.parquet", "data/download/dev.parquet", "data/mine/train.parquet",
                "data/mine/dev.parquet", "data/tokenize/train.parquet", "data/model/model.safetensors",
-               "data/train/log.json", "data/card/README.md"]
+               "data/train/log.json", "data/hub/README.md", "data/retrieve/wikiqa/candidates.parquet",
+               "data/evaluate_base/dev.parquet"]
 IN_GIT = ["dvc.lock", "dvc.yaml", "params.yaml", ".dvc/config", "metrics/evaluate.json", "metrics/train.json",
-          "emissions/train.json", "dvclive/train/metrics.json"]
+          "emissions/train.json", "dvclive/train/metrics.json", "runs/dev/trained.trec", "metrics/per_query/dev.csv"]
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
-import yaml
+from huggingface_hub import EvalResult, ModelCardData
 
 from reranker.evaluation.metric_names import primary_metric
+from reranker.evaluation.significance import significant
 
 TEMPLATE = Path(__file__).with_name("template.md.j2")
 DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
-# model-index task of each evaluator kind, as the library's own cards name them
+# model-index task of each evaluator kind (the "kind" of each metrics entry), as the library's own cards name them
 TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
+         "collection": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "nanobeir": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "nanobeir_mean": ("cross-encoder-nano-beir", "Cross Encoder Nano BEIR"),
          "classification": ("cross-encoder-binary-classification", "Cross Encoder Binary Classification")}
@@ -82,8 +84,47 @@ def usage_example(frame: pd.DataFrame) -> tuple[str, list[str]]:
     return first["query"], documents[:5]
 
 
-def evaluator_at_k(kind: str, evaluate) -> int:
-    return (evaluate.reranking if kind == "reranking" else evaluate.nanobeir).at_k if kind != "classification" else 0
+def evaluator_at_k(name: str, kind: str, evaluate) -> int:
+    """The ndcg/mrr cut-off of evaluator `name` (0 for classification, which has none)."""
+    if kind == "collection":
+        return next(collection.at_k for collection in evaluate.collections if collection.name == name)
+    if kind == "classification":
+        return 0
+    return (evaluate.reranking if kind == "reranking" else evaluate.nanobeir).at_k
+
+
+def gain(comparison: dict) -> str:
+    """A paired comparison as a card cell: the delta, bold only where its interval excludes 0, the interval and
+    the p-value, e.g. ``**+0.1234** [+0.0500, +0.1900], p=0.0002``."""
+    delta = f"{comparison['delta']:+.4f}"
+    cell = f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}], p={comparison['p_value']:.2g}"
+    if not significant(comparison):
+        return f"{delta} {cell} (not significant)"
+    return f"**{delta}** {cell}" if comparison["delta"] > 0 else f"{delta} {cell} (worse)"
+
+
+def set_descriptions(params) -> dict[str, str]:
+    """What each reranking set is: its candidates' first stage and depth."""
+    descriptions = {}
+    if params.evaluate.reranking is not None:
+        descriptions[params.evaluate.reranking.name] = (
+            f"held-out dev queries of {params.download.source}, each reranking its top {params.mine.dev_candidates} "
+            f"documents retrieved by the embedding model {hub_id(params.embed.model) or params.embed.model}")
+    for collection in params.evaluate.collections:
+        first_stage = {"bm25": "BM25 (bm25s)", "dense": f"the embedding model {params.embed.model}",
+                       "run_file": f"the run file {collection.run_file}"}[collection.first_stage]
+        descriptions[collection.name] = (f"{collection.source} ({collection.split} judgments), reranking the top "
+                                         f"{collection.k} of {first_stage}")
+    return descriptions
+
+
+def hub_id(model: str, given: str | None = None) -> str | None:
+    """A model param as the hub names it: `given` (card.base_model_id) if set, else the param itself when it is a
+    hub id; None for a local folder or a `pkg:` model without a given id."""
+    if given:
+        return given
+    looks_local = model.startswith(("pkg:", ".", "/", "~")) or model.count("/") != 1 or Path(model).exists()
+    return None if looks_local else model
 
 
 def reference(results: dict, name: str, side: str) -> dict:
@@ -119,24 +160,24 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
     evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
-    primary = {name: primary_metric(kind, evaluator_at_k(kind, params.evaluate), params.train.num_labels)
+    primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
                for name, kind in kinds.items()}
 
-    # 1. Front matter: YAML dumped from a dict, so data text cannot break it
-    model_index = [{"task": dict(zip(("type", "name"), TASKS[kinds[name]])),
-                    "dataset": {"name": name.replace("_", " "), "type": name},
-                    "metrics": [{"type": metric, "value": value, "name": metric.replace("_", " ").title()}
-                                for metric, value in final[name]["trained"].items()]}
-                   for name in evaluators]
-    front_matter = {
-        "language": [params.card.language], "license": params.card.license,
-        "tags": ["sentence-transformers", "cross-encoder", "generated_from_trainer",
-                 f"dataset_size:{log['train_samples']}", f"loss:{log['loss']['name']}"],
-        "base_model": params.train.base_model,
-        **({"datasets": [params.download.source]} if not Path(params.download.source).exists() else {}),
-        "pipeline_tag": "text-ranking", "library_name": "sentence-transformers",
-        "metrics": list(final[evaluators[0]]["trained"]),
-        "co2_eq_emissions": {
+    # 1. Front matter through huggingface_hub's card data, so the hub validates what is written: the model-index
+    # holds each evaluator's trained metrics
+    eval_results = [EvalResult(task_type=TASKS[kinds[name]][0], task_name=TASKS[kinds[name]][1], dataset_type=name,
+                               dataset_name=name.replace("_", " "), metric_type=metric, metric_value=value,
+                               metric_name=metric.replace("_", " ").title())
+                    for name in evaluators for metric, value in final[name]["trained"].items()]
+    card_data = ModelCardData(
+        language=[params.card.language], license=params.card.license,
+        tags=["sentence-transformers", "cross-encoder", "generated_from_trainer",
+              f"dataset_size:{log['train_samples']}", f"loss:{log['loss']['name']}"],
+        base_model=hub_id(params.train.base_model, params.card.base_model_id),
+        datasets=None if Path(params.download.source).exists() else [params.download.source],
+        pipeline_tag="text-ranking", library_name="sentence-transformers",
+        metrics=list(final[evaluators[0]]["trained"]), model_name=params.card.model_name, eval_results=eval_results,
+        co2_eq_emissions={
             "emissions": emissions["emissions_g"], "energy_consumed": emissions["energy_consumed_kwh"],
             "source": "codecarbon", "training_type": "fine-tuning", "on_cloud": emissions["on_cloud"],
             "cpu_model": emissions["cpu_model"], "ram_total_size": emissions["ram_total_size_gb"],
@@ -144,8 +185,7 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
             "hardware_used": (f"{emissions['gpu_count']} x {emissions['gpu_model']}" if emissions["gpu_model"]
                               else None),
         },
-        "model-index": [{"name": params.card.model_name, "results": model_index}],
-    }
+    )
 
     # 2. Usage and dataset: one query with its documents; the first rows as samples
     query, documents = usage_example(data)
@@ -156,7 +196,8 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
                                      trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     environment.filters.update(md=markdown_text, py=python_literal, tojson=lambda value: json.dumps(value, indent=2))
     return environment.get_template(TEMPLATE.name).render(
-        front_matter=yaml.safe_dump(front_matter, sort_keys=False, allow_unicode=True).strip(),
+        front_matter=card_data.to_yaml().strip(), gain=gain, set_descriptions=set_descriptions(params),
+        base_model=card_data.base_model or params.train.base_model,
         params=params, log=log, final=final, emissions=emissions, docs=DOCS, primary=primary,
         cell=lambda name, metric: with_delta(final[name]["trained"][metric],
                                              reference(final, name, "trained").get(metric)),

@@ -64,15 +64,17 @@ def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[st
     return evaluators
 
 
-def run_evaluators(model, evaluate, mine_dir: Path, side: str) -> dict[str, dict]:
-    """Every configured evaluator on `model`, in the one metrics schema: evaluator name -> {"kind": ...,
-    side: {metric: value}, "retrieval": {metric: value}} where `side` is "base_model" or "trained" and
-    "retrieval" is the candidates' own order (the embedding model for the dev set, BM25 for NanoBEIR).
+def run_evaluators(model, evaluate, mine_dir: Path, side: str, names=EVALUATOR_ORDER,
+                   base: dict | None = None) -> dict:
+    """The configured evaluators among `names` on `model`, in the one metrics schema: evaluator name ->
+    {"kind": ..., side: {metric: value}, "retrieval": {metric: value}} where `side` is "base_model" or "trained"
+    and "retrieval" is the candidates' own order (BM25 for NanoBEIR; none for classification). With `base` (the
+    evaluate_base stage's metrics), each entry also holds the base model's values and the trained model's delta.
 
     Example: ``run_evaluators(model, params.evaluate, Path("data/mine"), "trained")["dev"]["trained"]["ndcg@10"]``.
     """
     results: dict[str, dict] = {}
-    for kind, evaluator in build_evaluators(evaluate, mine_dir).items():
+    for kind, evaluator in build_evaluators(evaluate, mine_dir, names).items():
         for key, value in evaluator(model).items():
             if (parts := split_evaluator_key(key)) is None:
                 continue
@@ -83,4 +85,10 @@ def run_evaluators(model, evaluate, mine_dir: Path, side: str) -> dict[str, dict
                 entry_kind = kind
             entry = results.setdefault(name, {"kind": entry_kind, side: {}, "retrieval": {}})
             entry["retrieval" if is_retrieval else side][metric] = round(float(value), 4)
+    for name, entry in results.items() if base is not None else ():
+        base_model = base.get(name, {}).get("base_model", {})
+        results[name] = {"kind": entry["kind"], "trained": entry["trained"], "base_model": base_model,
+                         "delta": {metric: round(value - base_model[metric], 4)
+                                   for metric, value in entry["trained"].items() if metric in base_model},
+                         "retrieval": entry["retrieval"]}
     return results

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 
-# The kinds of evaluator the pipeline runs; each metrics file entry says which it is
-KINDS = ("reranking", "classification", "nanobeir", "nanobeir_mean")
+# What CrossEncoderRerankingEvaluator and CrossEncoderNanoBEIREvaluator report, and the pipeline's own reranking
+# measures (reranker.evaluation.measures maps each to ir-measures), templated on the cut-off
+RERANKING_METRICS = ("ndcg@{at_k}", "mrr@{at_k}", "map")
 
 
 def reranking_metrics(at_k: int) -> tuple[str, ...]:
-    """What CrossEncoderRerankingEvaluator and CrossEncoderNanoBEIREvaluator report."""
-    return ("map", f"mrr@{at_k}", f"ndcg@{at_k}")
+    """Example: ``reranking_metrics(10)`` is ``("ndcg@10", "mrr@10", "map")``."""
+    return tuple(template.format(at_k=at_k) for template in RERANKING_METRICS)
 
 
 def classification_metrics(num_labels: int) -> tuple[str, ...]:

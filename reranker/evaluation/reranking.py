@@ -1,0 +1,73 @@
+"""Reranking evaluation: score every candidate of a reranking set once, and measure the runs (first stage, base
+model, trained model) per query, with the paired significance of the trained model's gains.
+
+sentence-transformers' CrossEncoderRerankingEvaluator reports means only; per-query values (ir-measures) are what a
+paired test and an interval need, so the evaluate stages score the sets themselves. On the same ranking the
+measures agree with the evaluator's (tests/test_significance.py), apart from TREC's rule that a relevant document
+the first stage missed counts as a miss (see reranker.evaluation.measures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
+from reranker.evaluation.measures import per_query
+from reranker.evaluation.significance import compare_paired
+
+# The trained model is compared with these runs, each under its name in the metrics
+COMPARED_WITH = {"retrieval": "first_stage", "base_model": "base_model"}
+
+
+def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, dict]:
+    """Name -> {"kind", "at_k", "candidates", "qrels"} for the dev set (when evaluate.reranking is set) and each
+    of evaluate.collections (the retrieve stage's output); `evaluate` is params.evaluate."""
+    sets = {}
+    if evaluate.reranking is not None:
+        candidates, qrels = dev_reranking_set(pd.read_parquet(mine_dir / "dev.parquet"))
+        sets[evaluate.reranking.name] = {"kind": "reranking", "at_k": evaluate.reranking.at_k,
+                                         "candidates": candidates, "qrels": qrels}
+    for collection in evaluate.collections:
+        candidates, qrels = read_set(retrieve_dir / collection.name)
+        sets[collection.name] = {"kind": "collection", "at_k": collection.at_k, "candidates": candidates,
+                                 "qrels": qrels}
+    return sets
+
+
+def score_candidates(model, candidates: pd.DataFrame, batch_size: int) -> np.ndarray:
+    """One score per candidate row. Each (query, document) of a set is distinct, so each pair is scored once;
+    the model batches them by length. A score per class (num_labels > 1) ranks by the last class."""
+    pairs = list(zip(candidates["query"], candidates["document"]))
+    scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False) if pairs else np.zeros(0)
+    return np.asarray(scores, dtype=float).reshape(len(pairs), -1)[:, -1]
+
+
+def measure_runs(runs: dict, qrels: dict, at_k: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Run name -> measure -> query id -> value, every judged query counted."""
+    relevant = judged_relevant(qrels)
+    return {name: per_query(relevant, run, at_k) for name, run in runs.items()}
+
+
+def means(values: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {measure: round(float(np.mean(list(by_query.values()))), 4) for measure, by_query in values.items()}
+
+
+def report(kind: str, values: dict, significance) -> dict:
+    """A reranking set's metrics entry: each run's means, the trained model's delta to the base model, and for
+    each measure its paired comparison with the first stage (`vs_retrieval`) and the base model
+    (`vs_base_model`): delta, confidence interval and p-value. `significance` is params.evaluate.significance."""
+    entry = {"kind": kind, "trained": means(values["trained"]), "base_model": means(values["base_model"]),
+             "retrieval": means(values["first_stage"])}
+    entry["delta"] = {measure: round(entry["trained"][measure] - entry["base_model"][measure], 4)
+                      for measure in entry["trained"]}
+    for name, run in COMPARED_WITH.items():
+        entry[f"vs_{name}"] = {}
+        for measure in values["trained"]:
+            result = compare_paired(values["trained"][measure], values[run][measure],
+                                    confidence=significance.confidence, resamples=significance.resamples,
+                                    seed=significance.seed)
+            entry["test"] = result.pop("test")  # the same words for every comparison: said once
+            entry[f"vs_{name}"][measure] = result
+    return entry

