@@ -12,6 +12,7 @@ from ruamel.yaml import YAML, YAMLError
 
 from reranker.errors import PipelineError
 from reranker.evaluation.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
+from reranker.input_checks import check_inputs
 from reranker.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
 from reranker.training_args import check_training_args
 
@@ -80,6 +81,11 @@ class TrainParams(Section):
     num_processes: PositiveInt = 1  # >1: the train stage relaunches itself under torchrun (DDP)
     evaluators: list[Literal["reranking", "classification", "nanobeir"]] = ["reranking"]  # run at each eval step
     eval_loss: bool = False  # also the loss on the dev pairs at each eval step (pair losses only)
+    # CrossEncoder's config_kwargs for training: fields of the base model's config to override, e.g.
+    # {attention_probs_dropout_prob: 0.0}; the trained model's config records them. (pydantic reserves model_config)
+    config_kwargs: dict[str, Any] = {}
+    # Batches of similar length (less padding); null: on unless the loss uses in-batch negatives (MNRL)
+    group_by_length: bool | None = None
 
 
 class RerankingParams(Section):
@@ -135,6 +141,7 @@ class EmissionsParams(Section):  # codecarbon's offline tracker: no network, the
 class CardParams(Section):
     model_name: str
     model_id: str  # the hub id shown in the usage snippet
+    base_model_id: str | None = None  # the base model's hub id, for a local or pkg: train.base_model; null: that
     language: str
     license: str
 
@@ -172,6 +179,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise PipelineError(describe_validation_error(error, path)) from None
     check_training_args(params.train.args, path)
     check_recipe(params, path)
+    check_inputs(params, path)  # what params point at: data, models, collections (cheap, before work)
     return params
 
 
@@ -180,7 +188,7 @@ def describe_validation_error(error: ValidationError, path) -> str:
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         section = Params
-        for part in first["loc"][:-1]:
+        for part in [part for part in first["loc"][:-1] if isinstance(part, str)]:  # not a list's index
             annotation = section.model_fields[part].annotation
             section = next((t for t in getattr(annotation, "__args__", (annotation,)) if isinstance(t, type)), None)
             if not (isinstance(section, type) and issubclass(section, BaseModel)):

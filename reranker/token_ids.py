@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
+import numpy as np
+
 
 class PairEncoder:
     """Builds a model's pair inputs from token ids that the tokenize stage stored, with the special tokens,
@@ -51,10 +55,31 @@ class PairEncoder:
         return features
 
     def __call__(self, pairs) -> dict:
-        encoded = [self.encode(first, second) for first, second in pairs]
-        batch = self.tokenizer.pad(
-            {key: [features[key] for features in encoded] for key in encoded[0]}, return_tensors="pt"
-        )
+        """The batch as `encode` builds each pair and `tokenizer.pad` pads them (pad id, pad token type, attention
+        mask, the tokenizer's padding side), but laid out with numpy: tokenizer.pad took ~95% of the time, 140 ms
+        for a batch of 256 pairs, on the training loop's critical path."""
+        import torch  # here, not at the top: the tokenize stage imports this module without needing torch
+
+        kept = [self.truncate(list(first), list(second)) for first, second in pairs]
+        fixed = len(self.prefix) + len(self.middle) + len(self.suffix)
+        heads = np.fromiter((len(self.prefix) + len(first) + len(self.middle) for first, _ in kept), dtype=np.int64,
+                            count=len(kept))
+        lengths = heads + np.fromiter((len(second) for _, second in kept), dtype=np.int64, count=len(kept))
+        lengths += len(self.suffix)
+        width = int(lengths.max(initial=fixed))
+        offsets = width - lengths if self.tokenizer.padding_side == "left" else np.zeros_like(lengths)
+        positions = np.arange(width)[None, :] - offsets[:, None]  # each token's place in its own pair
+        mask = (positions >= 0) & (positions < lengths[:, None])
+        input_ids = np.full(mask.shape, self.tokenizer.pad_token_id, dtype=np.int64)
+        input_ids[mask] = np.fromiter(
+            chain.from_iterable(chain(self.prefix, first, self.middle, second, self.suffix) for first, second in kept),
+            dtype=np.int64, count=int(lengths.sum()))
+        batch = {"input_ids": torch.from_numpy(input_ids)}
+        if self.first_type is not None:
+            types = np.where(positions < heads[:, None], self.first_type, self.second_type)
+            batch["token_type_ids"] = torch.from_numpy(np.where(mask, types, self.tokenizer.pad_token_type_id))
+        if "attention_mask" in self.tokenizer.model_input_names:
+            batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
         return {**batch, "modality": "text"}
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from reranker.errors import entrypoint
+from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
 from reranker.outputs import atomic_output
 from reranker.params import load_params
@@ -34,7 +35,8 @@ def main() -> None:
 
     started = time.perf_counter()
     # 1. The embedding model and the texts the mine stage will search
-    model = SentenceTransformer(resolve_model(params.embed.model))
+    with loading_model("embed.model", params.embed.model):
+        model = SentenceTransformer(resolve_model(params.embed.model))
     train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
     dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
     train_corpus, full_corpus = mining_corpora(train["document"], dev["document"])

@@ -33,6 +33,7 @@ from reranker.mining import (
     mining_options,
     teacher_scores,
 )
+from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_params
@@ -49,7 +50,8 @@ def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd
     random.seed(mine_params.seed)
     np.random.seed(mine_params.seed)
     torch.manual_seed(mine_params.seed)
-    model = SentenceTransformer(resolve_model(params.embed.model))
+    with loading_model("embed.model", params.embed.model):
+        model = SentenceTransformer(resolve_model(params.embed.model))
     train_corpus, full_corpus = mining_corpora(train["document"], dev["document"])
     if mine_params.dev_candidates >= len(full_corpus):
         raise PipelineError(f"mine.dev_candidates is {mine_params.dev_candidates} but the corpus has "
@@ -68,7 +70,8 @@ def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd
     # 3. Teacher scores, for the losses that learn them
     if params.train.loss in TEACHER_LOSSES:
         teacher = mine_params.teacher
-        model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
+        with loading_model("mine.teacher.model", teacher.model):
+            model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
         mined = teacher_scores(model, mined, teacher.batch_size, activation(teacher.activation_fn))
 
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order

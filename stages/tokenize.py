@@ -12,6 +12,7 @@ import pandas as pd
 from transformers import AutoTokenizer
 
 from reranker.errors import entrypoint
+from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_params
@@ -30,8 +31,9 @@ def main() -> None:
     max_length = params.tokenize.max_length
 
     # 1. Tokenize each distinct text once, without special tokens (PairEncoder adds them per pair)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model),
-                                              trust_remote_code=params.train.trust_remote_code)
+    with loading_model("train.base_model", params.train.base_model):
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model),
+                                                  trust_remote_code=params.train.trust_remote_code)
     train = pd.read_parquet(args.mine_dir / "train.parquet")
     dev = pd.read_parquet(args.mine_dir / "dev_pairs.parquet")
     texts = list(dict.fromkeys(texts_of(train) + texts_of(dev)))

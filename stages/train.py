@@ -13,6 +13,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import torch
 from datasets import Dataset
 from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -20,6 +21,7 @@ from transformers import set_seed
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
+from reranker.batching import LengthGroupedTrainer, groups_by_length
 from reranker.checkpoints import fingerprint, last_complete_checkpoint
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.emissions import track_emissions
@@ -29,6 +31,7 @@ from reranker.launch import check_precision, relaunch_under_torchrun
 from reranker.losses import build_loss, class_ids, loss_config
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_params
+from reranker.training_args import check_training_steps, training_arguments
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
 
@@ -43,6 +46,9 @@ def main() -> None:
     params = load_params()
     train = params.train
     check_precision(train.args)
+    # Before any work: the steps this run takes on its data (a run of no steps, intervals beyond its end)
+    check_training_steps(train.args, pq.read_metadata(paths.tokenize_dir / "train.parquet").num_rows,
+                         train.num_processes)
     relaunch_under_torchrun(train.num_processes, "stages.train")
     # The training arguments set up the (distributed) state, so they come first. Without a GPU, a torchrun
     # launch is DDP only when they are told to use the CPU, and transformers 5 takes the rank as an argument.
@@ -50,13 +56,12 @@ def main() -> None:
                 "local_rank": int(os.environ.get("LOCAL_RANK", -1))}
     # Each construction resets the shared distributed state: the defaults (for the card) first, then the real one
     defaults = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none", **launched).to_dict()
-    args = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none",
-                                         **{**launched, **train.args})
+    args = training_arguments(train.args, str(paths.checkpoints), report_to="none", **launched)  # errors: one line
     main_process, processes = args.process_index == 0, args.world_size  # rank 0 alone writes outputs
 
     # 1. Model: the base model with a fresh score head (unless it has one); it takes token ids as well as text
     set_seed(train.args.get("seed", 42))
-    model = load_cross_encoder(train, params.tokenize.max_length, TokenIdCrossEncoder)
+    model = load_cross_encoder(train, params.tokenize.max_length, TokenIdCrossEncoder, config=train.config_kwargs)
 
     # 2. Data: the token ids, in the column order the loss reads; the dev pairs when the dev loss is logged
     train_dataset = Dataset.from_parquet(str(paths.tokenize_dir / "train.parquet"))
@@ -88,7 +93,10 @@ def main() -> None:
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
         callbacks.append(DVCLiveCallback(live=live, log_model=None))
-    trainer = CrossEncoderTrainer(
+    # Length-grouped batches pad less (train.group_by_length; by default unless the loss has in-batch negatives)
+    grouped = groups_by_length(train.group_by_length, train.loss)
+    trainer_class = LengthGroupedTrainer if grouped else CrossEncoderTrainer
+    trainer = trainer_class(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
         evaluator=evaluators or None, callbacks=callbacks,
     )
