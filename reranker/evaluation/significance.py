@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import stats
 
 from reranker.errors import PipelineError
 
@@ -92,6 +91,9 @@ def compare_paired(
         signs = rng.integers(0, 2, size=(min(batch, resamples - start), differences.size), dtype=np.int8) * 2 - 1
         at_least_as_extreme += int(np.count_nonzero(np.abs(signs @ differences) / differences.size >= threshold))
     p_value = (1 + at_least_as_extreme) / (1 + resamples)
+
+    from scipy import stats  # here: importing scipy.stats costs ~1 s, which the card stage (it needs only
+    # `significant`) should not pay
 
     interval = stats.bootstrap(
         (differences,),
