@@ -129,6 +129,13 @@ def check_evaluation(evaluate) -> None:
             check_hub_dataset(f"{key}.source", collection.source)
             if collection.qrels:
                 check_hub_dataset(f"{key}.qrels", collection.qrels.partition("@")[0])
+        corpus = Path(outside_path(collection.source)).expanduser() / "corpus.jsonl"
+        if corpus.is_file():  # a BEIR folder: its corpus size is a line count away (the retrieve stage checks all)
+            with corpus.open("rb") as lines:
+                documents = sum(1 for line in lines if line.strip())
+            if collection.k > documents:
+                raise PipelineError(f"{key}.k is {collection.k} but {collection.source} has {documents} documents; "
+                                    f"lower k to at most {documents}")
         if collection.first_stage == "run_file":
             if not collection.run_file:
                 raise PipelineError(f"{key}.first_stage is run_file but {key}.run_file is not set; give the TREC "

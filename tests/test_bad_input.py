@@ -337,6 +337,8 @@ BAD_EVALUATION = {
     "collection run file": ({"evaluate.collections": [
         {"name": "cf", "source": str(SHARED_DATA / "beir/climatefever-nano"), "first_stage": "run_file",
          "run_file": "../shared/data/beir/climatefever-nano/bm26.trec"}]}, ["run_file", "does not exist"]),
+    "k above the corpus": ({"evaluate.collections": [{"name": "wiki", "source": str(SHARED_DATA / "beir/wikiqa-dev"),
+                                                      "k": 10000}]}, ["k is 10000", "9270 documents", "lower k"]),
 }
 
 
