@@ -81,6 +81,8 @@ def main() -> None:
     results, dev_scores = {}, {}
     with track_emissions(params.emissions, paths.emissions, "evaluate"):
         with atomic_output(paths.runs) as runs_dir, atomic_output(paths.per_query) as per_query_dir:
+            runs_dir.mkdir()  # empty when nothing is reranked (classification alone)
+            per_query_dir.mkdir()
             for name, reranking_set in sets.items():
                 candidates = reranking_set["candidates"]
                 scores = score_candidates(model, candidates, params.evaluate.batch_size)

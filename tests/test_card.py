@@ -26,6 +26,7 @@ def render(tmp_path, monkeypatch, case=FIXTURES, overrides: dict | None = None) 
     into a hub folder beside a stand-in model folder."""
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir": NANOBEIR, "evaluate.collections": [],
+                          "download.source": str(ROOT / "sample/qa"),
                           **(overrides or {})})
     model = tmp_path / "model"
     model.mkdir()
