@@ -154,9 +154,10 @@ def test_classification_card(tmp_path, monkeypatch):
 # Seeds 001 and 004 mixed: listwise rows, NanoBEIR only, the validation loss logged at each evaluation
 LISTWISE = {"evaluate.reranking": None, "train.evaluators": ["nanobeir"], "train.loss": "ListNetLoss",
             "train.loss_args": {}, "download.shape": "listwise",
+            "download.source": str(SHARED_DATA / "climate-fever/train.parquet"),
             "download.columns": {"query": "query", "documents": "docs", "labels": "labels"},
-            "evaluate.nanobeir.dataset_id": "sentence-transformers/NanoBEIR-en",  # the hub: not checked offline
-            "evaluate.nanobeir.dataset_names": ["msmarco", "nfcorpus"], "evaluate.nanobeir.rerank_k": 100,
+            # the fixture's metrics name NanoMSMARCO and NanoNFCorpus; params must name collections that exist here
+            "evaluate.nanobeir.dataset_names": ["climatefever"], "evaluate.nanobeir.rerank_k": 100,
             "train.args.metric_for_best_model": "eval_NanoBEIR_R100_mean_ndcg@10"}
 
 
