@@ -5,8 +5,9 @@ Both train the same model on the same rows with the same training arguments for 
 - plain: text in, the library's defaults: ``CrossEncoder`` + ``CrossEncoderTrainer`` + ``BinaryCrossEntropyLoss``,
   the trainer's random batches; every batch is tokenized in the loop.
 - pipeline: as ``stages/train.py`` trains: the tokenize stage's token ids through ``TokenIdCrossEncoder`` and
-  ``PairEncoder``, the model loaded by ``load_cross_encoder`` with ``train.config_kwargs``, and length-grouped
-  batches when ``train.group_by_length`` asks for them.
+  ``PairEncoder``, the model loaded by ``load_cross_encoder`` with ``train.config_kwargs`` (attention dropout off
+  by default here, as recommended), and length-grouped batches where ``train.group_by_length`` asks for them
+  (``pipeline:group=1``).
 
 Rows: the first questions of SQuAD pairs (``../shared/data/squad-pairs``), each with its answer (label 1) and
 ``--negatives`` answers of other questions (label 0), drawn with a fixed seed. Each step after ``--warmup`` is timed
@@ -27,14 +28,14 @@ overrides).
 Examples::
 
     .venv/bin/python bench/throughput.py                       # CPU: MiniLM-L6, 20 steps x 32 x 256, ~5 min
-    .venv/bin/python bench/throughput.py --variants "plain pipeline pipeline:attention_dropout=0.1,group=0"
+    .venv/bin/python bench/throughput.py --variants "plain pipeline pipeline:attention_dropout=0.1 pipeline:group=1"
     .venv/bin/python bench/throughput.py --model minilm-l12-random --batch-size 128 --steps 100   # GPU box
 
 Variants (``--variants``): space-separated, each ``name`` or ``name:key=value,...`` with name plain or pipeline.
 Keys: attention_dropout (float; pipeline default 0.0, plain keeps the model's 0.1), group (0/1: length-grouped
-batches; pipeline default 1), window (batches per sorted pool), threads (torch threads), compile (0/1:
-torch.compile of this variant's model alone), pad_multiple (pipeline: pad each batch to a multiple of
-this).
+batches, train.group_by_length; pipeline default 0), window (batches per sorted pool), threads (torch threads),
+compile (0/1: torch.compile of this variant's model alone), pad_multiple (pipeline: pad each batch to a multiple
+of this).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ PEAK_BF16_TFLOPS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), 
 
 DEFAULTS = {  # per path: what the pipeline does now (its recommended params), and the library's own
     "plain": {"attention_dropout": None, "group": 0, "pad_multiple": None},
-    "pipeline": {"attention_dropout": 0.0, "group": 1, "pad_multiple": None},
+    "pipeline": {"attention_dropout": 0.0, "group": 0, "pad_multiple": None},
 }
 
 
@@ -332,9 +333,8 @@ def build(variant: dict, model_path: str, text_rows: pd.DataFrame, options, outp
         model = load_cross_encoder(train, options.max_length, TokenIdCrossEncoder, config=train.config_kwargs)
         dataset = token_id_dataset(model.tokenizer, text_rows, options.max_length)
         loss = build_loss(model, train.loss, train.loss_args)
-        grouped = batching.groups_by_length(train.group_by_length, train.loss)
-        trainer_class = batching.LengthGroupedTrainer if grouped else CrossEncoderTrainer
-        if grouped and variant["window"]:
+        trainer_class = batching.LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
+        if train.group_by_length and variant["window"]:
             trainer_class = type("WindowedTrainer", (trainer_class,), {"window": variant["window"]})
         if variant["pad_multiple"]:
             padded_preprocess(model, variant["pad_multiple"])

@@ -21,7 +21,7 @@ from transformers import set_seed
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
-from reranker.batching import LengthGroupedTrainer, groups_by_length
+from reranker.batching import LengthGroupedTrainer
 from reranker.checkpoints import fingerprint, last_complete_checkpoint
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.emissions import track_emissions
@@ -93,9 +93,8 @@ def main() -> None:
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
         callbacks.append(DVCLiveCallback(live=live, log_model=None))
-    # Length-grouped batches pad less (train.group_by_length; by default unless the loss has in-batch negatives)
-    grouped = groups_by_length(train.group_by_length, train.loss)
-    trainer_class = LengthGroupedTrainer if grouped else CrossEncoderTrainer
+    # train.group_by_length: batches of similar length pad less (reranker/batching.py)
+    trainer_class = LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
     trainer = trainer_class(
         model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
         evaluator=evaluators or None, callbacks=callbacks,

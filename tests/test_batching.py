@@ -12,7 +12,7 @@ from datasets import Dataset
 from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainingArguments
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from reranker.batching import LengthGroupedBatchSampler, LengthGroupedTrainer, groups_by_length, row_lengths
+from reranker.batching import LengthGroupedBatchSampler, LengthGroupedTrainer, row_lengths
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.errors import PipelineError
 from reranker.losses import build_loss
@@ -109,12 +109,9 @@ def test_row_lengths_of_pairs_tuples_and_lists():
     assert row_lengths(text).tolist() == [6, 2]  # characters stand in when there are no token ids
 
 
-def test_group_by_length_default_spares_in_batch_negatives():
-    assert train_params(MINILM).group_by_length is None
-    assert groups_by_length(None, "BinaryCrossEntropyLoss") and groups_by_length(None, "PListMLELoss")
-    assert not groups_by_length(None, "MultipleNegativesRankingLoss")
-    assert groups_by_length(True, "CachedMultipleNegativesRankingLoss")
-    assert not groups_by_length(False, "BinaryCrossEntropyLoss")
+def test_group_by_length_is_opt_in():
+    assert train_params(MINILM).group_by_length is False
+    assert train_params(MINILM, group_by_length=True).group_by_length is True
 
 
 def test_trainer_trains_on_grouped_batches(tiny_bert, tmp_path):
