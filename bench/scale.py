@@ -10,8 +10,9 @@ is not run: its hashing and caching of outputs is not what is measured.
 A stage that passes --max-rss-gib is killed (the machine is shared) and recorded as such; the later stages of
 that size are skipped.
 
-    python bench/scale.py --sizes 30000                      # HEAD, exact search
-    python bench/scale.py --sizes 30000 300000 1000000 --use-faiss --ref worktree --out bench/scale.json
+    python bench/scale.py --sizes 30000                      # the working tree, exact search
+    python bench/scale.py --sizes 30000 300000 1000000 --use-faiss --out bench/scale.json
+    python bench/scale.py --sizes 30000 --ref HEAD~3         # an earlier revision, to compare
 
 Goal (issue 14): 1M pairs with a 1M-document corpus through every data stage within 8 GiB peak, time no worse
 than n log n outside the nearest-neighbour search.
@@ -152,6 +153,8 @@ def bench_params(data: Path, model: Path, args) -> dict:
         "embed.model": str(model),
         "embed.batch_size": args.embed_batch_size,
         "mine.use_faiss": args.use_faiss,
+        **({"mine.batch_size": args.mine_batch_size} if args.mine_batch_size else {}),
+        **({"mine.corpus_batch_size": args.corpus_batch_size} if args.corpus_batch_size else {}),
         # a random model scores a positive no higher than other documents: a margin would discard most negatives
         # and shrink every later stage's data, so mine 3 negatives per query as a trained model would
         "mine.train.absolute_margin": None,
@@ -171,6 +174,9 @@ def bench_params(data: Path, model: Path, args) -> dict:
         "train.args.save_steps": DELETE,
         "train.args.logging_steps": 1,
         "train.args.per_device_train_batch_size": 32,
+        # evaluation is not measured; its collections' paths are relative to the checkout, not to the copy
+        "evaluate.collections": [],
+        "evaluate.nanobeir": None,
     }
 
 
@@ -236,7 +242,8 @@ def bench_size(n: int, args, workdir: Path) -> dict:
     data = root / "pairs.parquet"
     started = time.perf_counter()
     synthetic_pairs(data, n)
-    result = {"n": n, "ref": args.ref, "use_faiss": args.use_faiss, "hidden": args.hidden, "layers": args.layers,
+    result = {"n": n, "ref": args.ref, "use_faiss": args.use_faiss, "mine_batch_size": args.mine_batch_size,
+              "corpus_batch_size": args.corpus_batch_size, "hidden": args.hidden, "layers": args.layers,
               "generate_seconds": round(time.perf_counter() - started, 1), "stages": {}}
     set_params(repo, bench_params(data, model, args))
     commands = stage_commands(repo)
@@ -279,9 +286,11 @@ def report(results: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[30_000], help="numbers of Q/A pairs (= documents)")
-    parser.add_argument("--ref", default="HEAD", help="git revision of the project to measure, or 'worktree'")
+    parser.add_argument("--ref", default="worktree", help="'worktree' (the stages as they are), or a git revision")
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
     parser.add_argument("--use-faiss", action="store_true", help="set mine.use_faiss")
+    parser.add_argument("--mine-batch-size", type=int, help="set mine.batch_size (default: the params')")
+    parser.add_argument("--corpus-batch-size", type=int, help="set mine.corpus_batch_size (default: the params')")
     parser.add_argument("--hidden", type=int, default=32, help="tiny BERT width")
     parser.add_argument("--layers", type=int, default=2, help="tiny BERT depth")
     parser.add_argument("--dev-queries", type=int, default=100)

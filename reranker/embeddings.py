@@ -2,11 +2,8 @@
 file on disk, beside the texts in row order (Parquet) and a small JSON manifest; read back lazily (memmap).
 
 Why `.npy`: np.load(mmap_mode="r") gives the rows without reading the file into memory, and any row range is a
-plain float32 array for torch, FAISS or numpy without conversion; it is also the very format of
-sentence-transformers' mine_hard_negatives embedding cache (`{query,corpus}_embeddings_{sha256}.npy`, read with
-np.load: util/hard_negatives.py lines 445-469), so a stored file can be handed to the library under the name it
-looks for (`library_cache_name`) instead of being converted. A Parquet fixed-size-list column would be decoded
-and copied on every read.
+plain float32 array for torch, FAISS or numpy without conversion (it is also the format of sentence-transformers'
+mine_hard_negatives embedding cache). A Parquet fixed-size-list column would be decoded and copied on every read.
 
 Memory: the file is written one chunk of texts at a time, so encoding holds one chunk of embeddings (plus the
 model) whatever the number of texts; the texts themselves are the caller's list.
@@ -14,7 +11,6 @@ model) whatever the number of texts; the texts themselves are the caller's list.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -122,60 +118,3 @@ def check_texts(stored: StoredEmbeddings, texts: list[str], what: str) -> None:
     if len(texts) != len(stored) or texts_digest(texts) != stored.manifest["texts_sha256"]:
         raise ValueError(f"{what}: the {len(texts)} texts differ from the {len(stored)} embedded in {stored.path}; "
                          "re-run the embed stage")
-
-
-# --- sentence-transformers' own cache, so that mine_hard_negatives runs unchanged on the stored embeddings ---
-
-def library_cache_name(model, role: str, texts: list[str], prompt: str | None = None,
-                       prompt_name: str | None = None) -> str:
-    """The file name mine_hard_negatives looks for in `cache_folder` (util/hard_negatives.py lines 448-459):
-    sha256 of repr((model.model_card_data.base_model or "", prompt, prompt_name, texts)), where `texts` must be
-    what the library derives from its arguments: the queries deduplicated in first-seen order
-    (`list(dict.fromkeys(dataset[anchor]))`, line 428), the corpus as `list(dict.fromkeys(corpus + positives))`
-    (line 420). base_model is read from the live model because the library reads it so, and it differs with
-    the environment: a hub id is recorded only when the hub answered at load time (base/model.py
-    set_base_model), a local folder never. So compute the name in the process that calls the library."""
-    model_name = model.model_card_data.base_model or ""
-    digest = hashlib.sha256(repr((model_name, prompt, prompt_name, texts)).encode(), usedforsecurity=False).hexdigest()
-    return f"{'query' if role == 'query' else 'corpus'}_embeddings_{digest}.npy"
-
-
-def place_in_library_cache(cache_folder: Path, model, role: str, texts: list[str], vectors: np.ndarray,
-                           prompt: str | None = None, prompt_name: str | None = None) -> Path:
-    """Put `vectors` (rows aligned with `texts`) where mine_hard_negatives will load them instead of encoding:
-    a symbolic link to a stored .npy file when `vectors` is one whole, else a new .npy file (a row range of a
-    stored file, such as the train corpus at the head of the full corpus)."""
-    cache_folder = Path(cache_folder)
-    cache_folder.mkdir(parents=True, exist_ok=True)
-    target = cache_folder / library_cache_name(model, role, texts, prompt, prompt_name)
-    source = Path(vectors.filename) if isinstance(vectors, np.memmap) and vectors.filename else None
-    if source is not None and vectors.shape[0] == np.load(source, mmap_mode="r").shape[0]:
-        target.unlink(missing_ok=True)
-        target.symlink_to(source.resolve())
-    else:
-        out = np.lib.format.open_memmap(target, mode="w+", dtype=np.float32, shape=vectors.shape)
-        for start in range(0, len(vectors), 65536):
-            out[start:start + 65536] = vectors[start:start + 65536]
-        out.flush()
-    return target
-
-
-@contextlib.contextmanager
-def no_encoding(model):
-    """Within this block the model refuses to encode: mine_hard_negatives then either finds every embedding in
-    its cache or fails loudly, instead of silently re-encoding (as it would if a library upgrade changed its
-    cache naming)."""
-    def refuse(*args, **kwargs):
-        raise RuntimeError("mine_hard_negatives tried to encode texts: its embedding cache did not match the "
-                           "stored embeddings (has sentence-transformers changed its cache file naming?)")
-    saved = {name: model.__dict__.get(name) for name in ("encode", "encode_query", "encode_document")}
-    for name in saved:
-        setattr(model, name, refuse)
-    try:
-        yield model
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                delattr(model, name)
-            else:
-                setattr(model, name, value)

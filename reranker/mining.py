@@ -1,5 +1,7 @@
-"""Hard-negative mining with sentence-transformers' `mine_hard_negatives`: which corpus each split mines from,
-the options the embed and mine stages must share, and the dev reranking set built from the mined candidates."""
+"""Hard-negative mining: which corpus each split mines from, the embeddings the embed stage stores for the mine
+stage, the library's output format for each loss input, and the dev reranking set built from the mined
+candidates. The mining itself is `reranker.chunked_mining` (sentence-transformers' `mine_hard_negatives` over
+stored embeddings, in bounded memory)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reranker import embeddings
+from reranker.errors import PipelineError
 from reranker.relevance import is_relevant
 
 # mine_hard_negatives' output format for each loss input, and the column names the later stages use
@@ -22,15 +26,39 @@ def mining_corpora(train_documents: list[str], dev_documents: list[str]) -> tupl
     return train_corpus, list(dict.fromkeys(train_corpus + list(dev_documents)))
 
 
-def mining_options(embed, model, cache_folder: Path) -> dict:
-    """The mine_hard_negatives options that embed and mine share (`embed` is the params' embed section). The
-    library keys its embedding cache on model, prompts and texts, so both stages must pass the same ones for
-    mine to find embed's work."""
-    return dict(
-        model=model, anchor_column_name="query", positive_column_name="document",
-        batch_size=embed.batch_size, query_prompt=embed.query_prompt,
-        corpus_prompt=embed.corpus_prompt, cache_folder=str(cache_folder), verbose=False,
-    )
+def embedded_texts(train: pd.DataFrame, dev: pd.DataFrame) -> dict[str, tuple[str, list[str]]]:
+    """What the embed stage encodes and the mine stage searches: {file name in data/embeddings: (role, texts)}.
+
+    The corpus is the full corpus, train documents first, so that the train corpus is its first rows; the
+    queries are each split's distinct queries in first-seen order, as mine_hard_negatives embeds them.
+
+    Example:
+        >>> train = pd.DataFrame({"query": ["q1", "q1", "q2"], "document": ["a", "b", "c"]})
+        >>> dev = pd.DataFrame({"query": ["q3"], "document": ["d"]})
+        >>> embedded_texts(train, dev)["corpus.npy"]
+        ('document', ['a', 'b', 'c', 'd'])
+    """
+    _, full_corpus = mining_corpora(list(train["document"]), list(dev["document"]))
+    return {
+        "corpus.npy": ("document", full_corpus),
+        "train_queries.npy": ("query", list(dict.fromkeys(train["query"]))),
+        "dev_queries.npy": ("query", list(dict.fromkeys(dev["query"]))),
+    }
+
+
+def stored_embeddings(folder: Path, name: str, texts: list[str]) -> np.ndarray:
+    """The embed stage's vectors of `texts` (file `name` in `folder`), memory-mapped; a PipelineError when they are
+    missing or embed other texts (rows would be misaligned)."""
+    try:
+        stored = embeddings.load(folder / name)
+    except FileNotFoundError:
+        raise PipelineError(f"{folder / name} is missing; run the embed stage (dvc repro embed)") from None
+    try:
+        embeddings.check_texts(stored, texts, name)
+    except ValueError:
+        raise PipelineError(f"{folder / name} does not embed this data's {len(texts)} texts in order ({len(stored)} "
+                            "stored); run the embed stage (dvc repro embed)") from None
+    return stored.vectors
 
 
 def dev_samples(dev: pd.DataFrame, candidates: pd.DataFrame | None) -> pd.DataFrame:

@@ -60,8 +60,11 @@ class TeacherParams(Section):  # the cross-encoder whose scores MSELoss and Marg
 class MineParams(Section):
     seed: int
     teacher: TeacherParams | None = None
-    use_faiss: bool = False
-    faiss_batch_size: PositiveInt = 16384
+    use_faiss: bool = False  # search with FAISS (pip install -e '.[faiss]'), else an exact search with torch
+    # Queries per search block, and documents per score block of the exact search: memory holds one
+    # batch_size x corpus_batch_size float32 block (256 MiB at the defaults), whatever the corpus size
+    batch_size: PositiveInt = 1024
+    corpus_batch_size: PositiveInt = 65536
     train: MineTrainParams
     dev_candidates: PositiveInt  # documents retrieved per dev query, the positive included when found
 

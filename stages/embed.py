@@ -1,6 +1,6 @@
-"""Step 2a, embed: encode the queries and the corpus once with the embedding model, into the cache folder
-that sentence-transformers' mine_hard_negatives reads, so that changing a sampling param (mine stage)
-never re-encodes the corpus."""
+"""Step 2a, embed: encode the corpus and each split's queries once with the embedding model, in batches, into
+`data/embeddings/` (float32 `.npy` files, memory-mapped by the mine stage), so that changing a sampling param
+(mine stage) never re-encodes anything. Memory holds one chunk of embeddings at a time, whatever the data size."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import argparse
 import time
 from pathlib import Path
 
+import pandas as pd
+
+from reranker.embeddings import encode_to_file
 from reranker.errors import entrypoint
+from reranker.mining import embedded_texts
 from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
 from reranker.outputs import atomic_output
@@ -27,29 +31,29 @@ def main() -> None:
             partial.mkdir()
         print(f"embed: shape '{params.download.shape}' is not mined; nothing to encode")
         return
-    from datasets import Dataset
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.util import mine_hard_negatives
-
-    from reranker.mining import mining_corpora, mining_options
 
     started = time.perf_counter()
     # 1. The embedding model and the texts the mine stage will search
-    with loading_model("embed.model", params.embed.model):
-        model = SentenceTransformer(resolve_model(params.embed.model))
-    train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
-    dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
-    train_corpus, full_corpus = mining_corpora(train["document"], dev["document"])
+    embed = params.embed
+    with loading_model("embed.model", embed.model):
+        model = SentenceTransformer(resolve_model(embed.model))
+    columns = ["query", "document"]
+    train = pd.read_parquet(args.split_dir / "train.parquet", columns=columns)
+    dev = pd.read_parquet(args.split_dir / "dev.parquet", columns=columns)
+    texts = embedded_texts(train, dev)
+    del train, dev
 
-    # 2. Encode into the library's cache. It caches embeddings under a hash of (model, prompt, texts) and offers
-    # no call that only encodes; a one-negative mining pass over the exact texts the mine stage uses fills them.
+    # 2. Encode each set as mine_hard_negatives would (normalised, the model's query or document prompt)
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
-        for queries, corpus in ((train, train_corpus), (dev, full_corpus)):
-            mine_hard_negatives(queries, corpus=corpus, num_negatives=1,
-                                **mining_options(params.embed, model, partial))
-    print(f"embed: {len(full_corpus)} documents and {len(set(train['query'])) + len(set(dev['query']))} queries "
-          f"encoded in {time.perf_counter() - started:.0f} s")
+        for name, (role, role_texts) in texts.items():
+            prompt = embed.query_prompt if role == "query" else embed.corpus_prompt
+            encode_to_file(model, role_texts, partial / name, role=role, batch_size=embed.batch_size, prompt=prompt,
+                           model_name=embed.model, desc=f"embed: {name}")
+    counts = {name: len(role_texts) for name, (_, role_texts) in texts.items()}
+    print(f"embed: {counts['corpus.npy']} documents, {counts['train_queries.npy']} train and "
+          f"{counts['dev_queries.npy']} dev queries encoded in {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

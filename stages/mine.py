@@ -1,8 +1,8 @@
 """Step 2b, mine: hard negatives for training, in the form the loss reads (labelled pairs, n-tuples or
 labelled lists), scored by a teacher when the loss learns a teacher's scores, and the dev reranking set (the
-top candidates of the whole corpus for each dev query, the positive among them when retrieved), with
-sentence-transformers' mine_hard_negatives over the embed stage's cached embeddings. Labelled, scored and
-listwise data need no mining and pass through."""
+top candidates of the whole corpus for each dev query, the positive among them when retrieved), mined as
+sentence-transformers' mine_hard_negatives mines them, from the embed stage's stored embeddings and in bounded
+memory (reranker.chunked_mining). Labelled, scored and listwise data need no mining and pass through."""
 
 from __future__ import annotations
 
@@ -11,14 +11,10 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
-from datasets import Dataset
-from sentence_transformers import SentenceTransformer
 from sentence_transformers.cross_encoder import CrossEncoder
-from sentence_transformers.util import mine_hard_negatives
 
+from reranker.chunked_mining import mine_hard_negatives_in_blocks
 from reranker.cross_encoder import activation
 from reranker.emissions import track_emissions
 from reranker.errors import PipelineError, entrypoint
@@ -28,9 +24,10 @@ from reranker.mining import (
     RENAME,
     dev_pairs,
     dev_samples,
+    embedded_texts,
     float_labels,
     mining_corpora,
-    mining_options,
+    stored_embeddings,
     teacher_scores,
 )
 from reranker.model_checks import loading_model
@@ -39,33 +36,36 @@ from reranker.outputs import atomic_output, write_json
 from reranker.params import load_params
 
 
-def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
+         embeddings_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """(training data in the form the loss reads, dev candidates); labelled data passes through unmined."""
     shape, form = params.download.shape, LOSS_INPUT[params.train.loss]
     if shape != "pairs":
         print(f"mine: shape '{shape}' needs no negatives; passing the data through unmined")
-        return train.to_pandas().rename(columns={"score": "label"}), None
+        return train.rename(columns={"score": "label"}), None
     mine_params = params.mine
-    # 1. The library samples negatives with Python's `random` and takes no seed: seed it here
-    random.seed(mine_params.seed)
-    np.random.seed(mine_params.seed)
-    torch.manual_seed(mine_params.seed)
-    with loading_model("embed.model", params.embed.model):
-        model = SentenceTransformer(resolve_model(params.embed.model))
-    train_corpus, full_corpus = mining_corpora(train["document"], dev["document"])
+    # 1. The embed stage's embeddings; the train corpus is the first rows of the full corpus
+    train_corpus, full_corpus = mining_corpora(list(train["document"]), list(dev["document"]))
     if mine_params.dev_candidates >= len(full_corpus):
         raise PipelineError(f"mine.dev_candidates is {mine_params.dev_candidates} but the corpus has "
                             f"{len(full_corpus)} documents; lower it")
-    options = dict(**mining_options(params.embed, model, embeddings_dir), use_faiss=mine_params.use_faiss,
-                   faiss_batch_size=mine_params.faiss_batch_size)
+    vectors = {name: stored_embeddings(embeddings_dir, name, texts)
+               for name, (_, texts) in embedded_texts(train, dev).items()}
+    search = dict(batch_size=mine_params.batch_size, corpus_batch_size=mine_params.corpus_batch_size,
+                  use_faiss=mine_params.use_faiss, show_progress_bar=True)
+    # The random sampling draws from Python's `random`, as the library's does (it takes no seed): seed it here
+    random.seed(mine_params.seed)
 
     # 2. Training data: each positive plus its mined hard negatives, in the form the loss reads
     try:
-        mined = mine_hard_negatives(train, corpus=train_corpus, output_format=OUTPUT_FORMAT[form],
-                                    **mine_params.train.model_dump(), **options)
-    except ValueError as error:  # the library's own check of range_min/range_max/num_negatives
+        blocks = mine_hard_negatives_in_blocks(
+            train, vectors["train_queries.npy"], train_corpus, vectors["corpus.npy"][:len(train_corpus)],
+            output_format=OUTPUT_FORMAT[form], **mine_params.train.model_dump(), **search,
+        )
+        mined = pd.concat(blocks, ignore_index=True)
+    except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
         raise PipelineError(f"mine.train: {error}") from None
-    mined = mined.to_pandas().rename(columns=RENAME[form])
+    mined = mined.rename(columns=RENAME[form])
 
     # 3. Teacher scores, for the losses that learn them
     if params.train.loss in TEACHER_LOSSES:
@@ -75,9 +75,11 @@ def mine(params, train: Dataset, dev: Dataset, embeddings_dir: Path) -> tuple[pd
         mined = teacher_scores(model, mined, teacher.batch_size, activation(teacher.activation_fn))
 
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
-    candidates = mine_hard_negatives(dev, corpus=full_corpus, num_negatives=mine_params.dev_candidates,
-                                     include_positives=True, output_format="n-tuple", **options)
-    return mined, candidates.to_pandas()
+    candidates = pd.concat(mine_hard_negatives_in_blocks(
+        dev, vectors["dev_queries.npy"], full_corpus, vectors["corpus.npy"], output_format="n-tuple",
+        num_negatives=mine_params.dev_candidates, include_positives=True, **search,
+    ), ignore_index=True)
+    return mined, candidates
 
 
 @entrypoint
@@ -88,12 +90,12 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     started = time.perf_counter()
-    train = Dataset.from_parquet(str(args.split_dir / "train.parquet"))
-    dev = Dataset.from_parquet(str(args.split_dir / "dev.parquet"))
+    train = pd.read_parquet(args.split_dir / "train.parquet")
+    dev = pd.read_parquet(args.split_dir / "dev.parquet")
     with track_emissions(params.emissions, args.emissions, "mine"):
         train_data, candidates = mine(params, train, dev, args.embeddings_dir)
     train_data = float_labels(train_data)
-    dev_frame = dev.to_pandas().rename(columns={"score": "label"})
+    dev_frame = dev.rename(columns={"score": "label"})
     samples = dev_samples(dev_frame, candidates)
     found = samples.apply(lambda row: any(d in row["positives"] for d in row["documents"]), axis=1)
 
