@@ -14,12 +14,13 @@ def last_complete_checkpoint(folder: Path) -> str | None:
 
 
 def fingerprint(sections: list, *paths: Path) -> str:
-    """Identifies what a checkpoint was trained from (the params sections training reads and its input files),
-    so that only a run of the same inputs resumes it.
+    """Identifies what a checkpoint was trained from (the params sections or values training reads, and its input
+    files), so that only a run of the same inputs resumes it.
 
-    Example: ``fingerprint([params.train, params.tokenize, params.evaluate], Path("data/tokenize/train.parquet"))``.
+    Example: ``fingerprint([params.train, params.tokenize, params.evaluate.batch_size], Path("data/tokenize/train.parquet"))``.
     """
-    digest = hashlib.sha256(json.dumps([section.model_dump() for section in sections], sort_keys=True).encode())
+    dumped = [section.model_dump() if hasattr(section, "model_dump") else section for section in sections]
+    digest = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode())
     for path in paths:
         digest.update(path.read_bytes())
     return digest.hexdigest()

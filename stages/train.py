@@ -78,7 +78,9 @@ def main() -> None:
     evaluators = list(build_evaluators(params.evaluate, paths.mine_dir, train.evaluators).values())
 
     # 5. Checkpoints of other inputs are cleared, those of these inputs resumed
-    run_id = fingerprint([params.train, params.tokenize, params.evaluate],
+    evaluate = params.evaluate  # only its parts the training-time evaluators read, as dvc.yaml lists them
+    run_id = fingerprint([params.train, params.tokenize, evaluate.batch_size, evaluate.reranking,
+                          evaluate.classification, evaluate.nanobeir],
                          *sorted(paths.tokenize_dir.glob("*.parquet")), *sorted(paths.mine_dir.glob("dev*.parquet")))
     stamp = paths.checkpoints / "fingerprint"
     if main_process and (not stamp.exists() or stamp.read_text() != run_id):
