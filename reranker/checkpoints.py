@@ -17,7 +17,7 @@ def fingerprint(sections: list, *paths: Path) -> str:
     """Identifies what a checkpoint was trained from (the params sections or values training reads, and its input
     files), so that only a run of the same inputs resumes it.
 
-    Example: ``fingerprint([params.train, params.tokenize, params.evaluate.batch_size], Path("data/tokenize/train.parquet"))``.
+    Example: ``fingerprint([params.train, params.evaluate.batch_size], Path("data/tokenize/train.parquet"))``.
     """
     dumped = [section.model_dump() if hasattr(section, "model_dump") else section for section in sections]
     digest = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode())
