@@ -67,6 +67,27 @@ def test_build_loss_converts_params_to_constructor_types():
         build_loss(model, "BinaryCrossEntropyLoss", {"temperature": 1.0})
 
 
+@pytest.fixture(scope="module")
+def identity_minilm():
+    return minilm(32, "torch.nn.Identity")
+
+
+@pytest.mark.parametrize("scheme", ["NoWeightingScheme", "NDCGLoss1Scheme", "NDCGLoss2Scheme", "LambdaRankScheme",
+                                    "NDCGLoss2PPScheme"])
+def test_every_lambda_loss_scheme_builds_and_gives_a_gradient(scheme, identity_minilm):
+    # test_losses runs LambdaLoss through the stages with two schemes; the other three differ only in this weighting
+    model = identity_minilm
+    model.zero_grad()
+    loss = build_loss(model, "LambdaLoss", {"weighting_scheme": scheme})
+    assert type(loss.weighting_scheme).__name__ == scheme
+    queries = ["What is a caldera?", "Who wrote Hamlet?"]
+    documents = [["A basin left by a collapsed volcano.", "A kind of soup.", "A river in France."],
+                 ["Shakespeare wrote it around 1600.", "A Danish prince.", "A play by Marlowe."]]
+    value = loss([queries, documents], [torch.tensor([1.0, 0.0, 0.0]), torch.tensor([1.0, 0.0, 0.0])])
+    value.backward()
+    assert torch.isfinite(value) and model.model.classifier.weight.grad is not None
+
+
 def test_markdown_text_cannot_inject_html_or_break_a_table():
     text = "<script>alert(1)</script> a | b\n\n## heading `code` **bold**"
     escaped = markdown_text(text)
