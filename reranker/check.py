@@ -28,7 +28,7 @@ def main() -> None:
 
     models = [("embed.model", params.embed.model, False),
               ("train.base_model", params.train.base_model, params.train.trust_remote_code)]
-    if params.mine.teacher is not None:
+    if params.mine.teacher is not None and params.mine.teacher.model is not None:
         models.append(("mine.teacher.model", params.mine.teacher.model, False))
     for key, spec, trust_remote_code in models:
         resolved = resolve_model(spec)

@@ -35,7 +35,7 @@ def check_inputs(params, path) -> None:
         check_model(params.embed.model, "embed.model", "embedding")
         check_model(train.base_model, "train.base_model", "base", train.trust_remote_code, tokenize.max_length,
                     train.num_labels)
-        if params.mine.teacher is not None:
+        if params.mine.teacher is not None and params.mine.teacher.model is not None:
             check_model(params.mine.teacher.model, "mine.teacher.model", "teacher", False, tokenize.max_length)
         check_evaluation(params.evaluate)
         check_emissions(params.emissions)

@@ -92,14 +92,48 @@ def dev_pairs(dev: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["query", "document", "label"])
 
 
-def teacher_scores(teacher, train: pd.DataFrame, batch_size: int, activation_fn) -> pd.DataFrame:
-    """The labels MSELoss and MarginMSELoss learn: the teacher cross-encoder's score of each (query, document)
-    pair, or of (query, positive) then each (query, negative) as a list, positive first."""
-    documents = [c for c in train.columns if c == "document" or c == "positive" or c.startswith("negative_")]
-    pairs = [(query, document) for column in documents for query, document in zip(train["query"], train[column])]
-    scores = teacher.predict(pairs, batch_size=batch_size, activation_fn=activation_fn, show_progress_bar=False)
-    scores = np.asarray(scores, dtype="float32").reshape(len(documents), len(train)).T
-    return train.assign(label=list(scores) if len(documents) > 1 else scores[:, 0])
+def teacher_pairs(train: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (query, document) pairs a teacher scores: each row's document, or its positive then each negative, column
+    by column (the order `with_teacher_labels` reads the scores back in)."""
+    return [(query, document) for column in scored_columns(train)
+            for query, document in zip(train["query"], train[column])]
+
+
+def scored_columns(train: pd.DataFrame) -> list[str]:
+    return [c for c in train.columns if c == "document" or c == "positive" or c.startswith("negative_")]
+
+
+def with_teacher_labels(train: pd.DataFrame, scores) -> pd.DataFrame:
+    """The labels MSELoss and MarginMSELoss learn: the teacher's score of each pair (MSELoss), or of the positive
+    then each negative as a list, positive first (MarginMSELoss takes the margins itself). `scores` are in the
+    order of `teacher_pairs(train)`."""
+    columns = scored_columns(train)
+    scores = np.asarray(scores, dtype="float32").reshape(len(columns), len(train)).T
+    return train.assign(label=list(scores) if len(columns) > 1 else scores[:, 0])
+
+
+def cross_encoder_scores(teacher, pairs: list[tuple[str, str]], batch_size: int, activation_fn) -> np.ndarray:
+    """A trained cross-encoder teacher's score of each pair."""
+    return np.asarray(teacher.predict(pairs, batch_size=batch_size, activation_fn=activation_fn,
+                                      show_progress_bar=False), dtype="float32")
+
+
+def embedding_scores(pairs: list[tuple[str, str]], queries: tuple[list[str], np.ndarray],
+                     corpus: tuple[list[str], np.ndarray], scale: float) -> np.ndarray:
+    """The embedding model as a teacher: `scale` x the cosine similarity of each pair's stored, normalised vectors
+    (the scores it ranked the candidates by), so the reranker first learns the first stage's own order. `queries`
+    and `corpus` are (texts, vectors) in the same row order; no model loads.
+
+    Example:
+        >>> vectors = np.array([[1.0, 0.0], [0.6, 0.8]], dtype="float32")
+        >>> embedding_scores([("q", "b")], (["q"], vectors[:1]), (["a", "b"], vectors), scale=10.0)
+        array([6.], dtype=float32)
+    """
+    query_row = {text: row for row, text in enumerate(queries[0])}
+    corpus_row = {text: row for row, text in enumerate(corpus[0])}
+    query_vectors = np.asarray(queries[1])[[query_row[query] for query, _ in pairs]]
+    document_vectors = np.asarray(corpus[1])[[corpus_row[document] for _, document in pairs]]
+    return (scale * np.einsum("ij,ij->i", query_vectors, document_vectors)).astype("float32")
 
 
 def float_labels(frame: pd.DataFrame) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
 from ruamel.yaml import YAML, YAMLError
 
 from reranker.errors import PipelineError
@@ -51,10 +51,15 @@ class MineTrainParams(Section):  # the options of sentence-transformers' mine_ha
     sampling_strategy: Literal["top", "random"] = "top"
 
 
-class TeacherParams(Section):  # the cross-encoder whose scores MSELoss and MarginMSELoss learn
-    model: str
-    batch_size: PositiveInt = 64
-    activation_fn: str | None = "torch.nn.Identity"  # raw logits; null: the teacher's own activation
+class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn
+    # cross_encoder: a trained cross-encoder (`model`) scores each mined pair. embedding: the embedding model itself
+    # (embed.model, read from the stored embeddings, no model loads), so the reranker first learns its first stage's
+    # order; issue 10's distillation lever. `model` is then null.
+    kind: Literal["cross_encoder", "embedding"] = "cross_encoder"
+    model: str | None = None
+    scale: PositiveFloat = 1.0  # multiplies the teacher's scores: cosine margins are small next to a logit's range
+    batch_size: PositiveInt = 64  # cross_encoder only
+    activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
 
 
 class MineParams(Section):
@@ -218,9 +223,17 @@ def check_recipe(params: Params, path) -> None:
         raise PipelineError(f"{path}: train.loss {train.loss} wants {INPUT_COLUMNS[wants]}, but download.shape "
                             f"'{shape}' gives {INPUT_COLUMNS[SHAPE_GIVES[shape]]}; use shape pairs (mine builds "
                             f"them) or a loss that reads {INPUT_COLUMNS[SHAPE_GIVES[shape]]}")
-    if train.loss in TEACHER_LOSSES and shape == "pairs" and params.mine.teacher is None:
+    teacher = params.mine.teacher
+    if train.loss in TEACHER_LOSSES and shape == "pairs" and teacher is None:
         raise PipelineError(f"{path}: train.loss {train.loss} learns a teacher's scores of the mined pairs; set "
-                            "mine.teacher.model to a cross-encoder")
+                            "mine.teacher.model to a cross-encoder, or mine.teacher.kind to embedding")
+    if teacher is not None and teacher.kind == "cross_encoder" and teacher.model is None:
+        raise PipelineError(f"{path}: mine.teacher.kind is cross_encoder but mine.teacher.model is null; name the "
+                            "cross-encoder, or set mine.teacher.kind to embedding (the embedding model scores)")
+    if teacher is not None and teacher.kind == "embedding" and teacher.model is not None:
+        raise PipelineError(f"{path}: mine.teacher.kind embedding scores with embed.model's stored embeddings, but "
+                            f"mine.teacher.model names '{teacher.model}'; set mine.teacher.model to null, or kind "
+                            "to cross_encoder")
     if train.loss == "CrossEntropyLoss" and train.num_labels < 2:
         raise PipelineError(f"{path}: CrossEntropyLoss classifies into train.num_labels classes; set it to 2 or more")
     if train.num_labels > 1 and train.loss != "CrossEntropyLoss":

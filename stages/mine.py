@@ -22,13 +22,16 @@ from reranker.loss_inputs import LOSS_INPUT, TEACHER_LOSSES
 from reranker.mining import (
     OUTPUT_FORMAT,
     RENAME,
+    cross_encoder_scores,
     dev_pairs,
     dev_samples,
     embedded_texts,
+    embedding_scores,
     float_labels,
     mining_corpora,
     stored_embeddings,
-    teacher_scores,
+    teacher_pairs,
+    with_teacher_labels,
 )
 from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
@@ -67,12 +70,19 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
         raise PipelineError(f"mine.train: {error}") from None
     mined = mined.rename(columns=RENAME[form])
 
-    # 3. Teacher scores, for the losses that learn them
+    # 3. Teacher scores, for the losses that learn them: a cross-encoder's, or the embedding model's own
     if params.train.loss in TEACHER_LOSSES:
-        teacher = mine_params.teacher
-        with loading_model("mine.teacher.model", teacher.model):
-            model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
-        mined = teacher_scores(model, mined, teacher.batch_size, activation(teacher.activation_fn))
+        teacher, pairs = mine_params.teacher, teacher_pairs(mined)
+        if teacher.kind == "embedding":
+            queries = embedded_texts(train, dev)["train_queries.npy"][1]
+            scores = embedding_scores(pairs, (queries, vectors["train_queries.npy"]),
+                                      (train_corpus, vectors["corpus.npy"][:len(train_corpus)]), teacher.scale)
+        else:
+            with loading_model("mine.teacher.model", teacher.model):
+                model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
+            scores = teacher.scale * cross_encoder_scores(model, pairs, teacher.batch_size,
+                                                          activation(teacher.activation_fn))
+        mined = with_teacher_labels(mined, scores)
 
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
     candidates = pd.concat(mine_hard_negatives_in_blocks(

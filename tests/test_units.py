@@ -17,7 +17,15 @@ from reranker.data import split_by_query
 from reranker.errors import PipelineError
 from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.evaluation.score_distribution import score_distribution
-from reranker.mining import dev_pairs, dev_samples, float_labels, mining_corpora
+from reranker.mining import (
+    dev_pairs,
+    dev_samples,
+    embedding_scores,
+    float_labels,
+    mining_corpora,
+    teacher_pairs,
+    with_teacher_labels,
+)
 from reranker.paths import outside_path
 from reranker.relevance import is_relevant
 from reranker.training_args import check_training_args, training_arguments_fields
@@ -120,3 +128,28 @@ def test_training_args_fields_are_cached_per_version(tmp_path, monkeypatch):
         check_training_args({"learning_rate": "fast"}, "params.yaml")
     with pytest.raises(PipelineError, match="Did you mean 'num_train_epochs'"):
         check_training_args({"num_train_epoch": 1}, "params.yaml")
+
+
+def test_embedding_teacher_scores_are_scaled_cosines_of_the_stored_vectors():
+    corpus_vectors = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype="float32")
+    query_vectors = np.array([[0.8, 0.6], [0.0, 1.0]], dtype="float32")
+    pairs = [("q2", "c"), ("q1", "a"), ("q1", "b"), ("q2", "a")]
+    scores = embedding_scores(pairs, (["q1", "q2"], query_vectors), (["a", "b", "c"], corpus_vectors), scale=10.0)
+    assert scores.dtype == np.float32
+    assert scores == pytest.approx([10.0, 8.0, 9.6, 0.0])
+    # read back per row as MarginMSELoss wants them: the positive's score, then each negative's
+    train = pd.DataFrame({"query": ["q1", "q2"], "positive": ["a", "c"], "negative_1": ["b", "a"]})
+    labelled = with_teacher_labels(train, embedding_scores(teacher_pairs(train), (["q1", "q2"], query_vectors),
+                                                           (["a", "b", "c"], corpus_vectors), scale=10.0))
+    assert [list(label) for label in labelled["label"]] == [pytest.approx([8.0, 9.6]), pytest.approx([10.0, 0.0])]
+
+
+def test_pairs_per_epoch_counts_documents_not_rows():
+    from stages.train import pairs_per_epoch
+
+    pairs = Dataset.from_dict({"query_ids": [[1], [2]], "document_ids": [[3], [4]], "label": [1.0, 0.0]})
+    tuples = Dataset.from_dict({"query_ids": [[1], [2]], "positive_ids": [[3], [4]], "negative_1_ids": [[5], [6]],
+                                "negative_2_ids": [[7], [8]], "label": [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]})
+    lists = Dataset.from_dict({"query_ids": [[1], [2]], "documents_ids": [[[3], [4], [5]], [[6]]],
+                               "labels": [[1.0, 0.0, 0.0], [1.0]]})
+    assert [pairs_per_epoch(data) for data in (pairs, tuples, lists)] == [2, 6, 4]
