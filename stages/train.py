@@ -13,6 +13,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from datasets import Dataset
@@ -34,6 +36,18 @@ from reranker.params import load_params
 from reranker.training_args import check_training_steps, training_arguments
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
+
+
+def pairs_per_epoch(dataset: Dataset) -> int:
+    """(query, document) pairs the loss scores in one epoch, not rows: an n-tuple row holds its positive and each
+    negative, a listwise row each listed document (the in-batch pairs of MultipleNegativesRankingLoss not counted)."""
+    total = 0
+    for name in dataset.column_names:
+        if name.endswith("_ids") and name != "query_ids":
+            column = dataset.data.column(name)
+            is_list_of_texts = pa.types.is_list(column.type.value_type)
+            total += pc.sum(pc.list_value_length(column)).as_py() if is_list_of_texts else len(column)
+    return total
 
 
 @entrypoint
@@ -131,7 +145,7 @@ def main() -> None:
         "train_loss": round(result.training_loss, 4),
         "steps": state.global_step,
         "best_step": state.best_global_step,
-        "pairs_per_second": round(len(train_dataset) * args.num_train_epochs / seconds, 2),
+        "pairs_per_second": round(pairs_per_epoch(train_dataset) * args.num_train_epochs / seconds, 2),
         "processes": processes,
         "seconds": round(seconds, 1),
     })
