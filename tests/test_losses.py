@@ -145,3 +145,7 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
         assert set(metrics["pairs"]["trained"]) == {"f1_macro", "f1_micro", "f1_weighted"}
     card = (embedded / "data/hub/README.md").read_text()
     assert f"loss:{loss}" in card and params["card"]["model_name"] in card
+    if label == "embedding list":  # the card says where the labels came from
+        assert "* Labels: the embedding model's (pkg:gt\\_all\\_minilm\\_l6\\_v2) cosine similarity" in card
+    elif label and label.startswith("teacher"):
+        assert "* Labels: the cross-encoder teacher's score" in card
