@@ -1,11 +1,12 @@
 """sentence-transformers' `mine_hard_negatives` over stored embeddings, one block of queries at a time, so that
 memory is bounded by the block sizes and not by the corpus.
 
-Why not the library itself: it can be fed precomputed embeddings only through its cache folder, whose files it
-loads whole with np.load (util/hard_negatives.py, sentence-transformers 6.2, lines 445-469); its exact search holds
-a `faiss_batch_size` x corpus score block (line 551), and its FAISS path copies the corpus into an index (line
-528): memory grows with the corpus whatever the batch size. Calling it once per block of queries changes its
-results instead: its search depth (range_max + max_positives) and the range_max it derives use the largest
+Why not the library itself (util/hard_negatives.py; line numbers below are sentence-transformers 6.3's, whose
+search depth and own-text rule this follows): it can be fed precomputed embeddings only through its cache folder,
+whose files it loads whole with np.load (lines 445-469); its exact search holds a `faiss_batch_size` x corpus
+score block (line 551), and its FAISS path copies the corpus into an index (line 528): memory grows with the
+corpus whatever the batch size. Calling it once per block of queries changes its results instead: its search
+depth (range_max + max_positives + 1) and the range_max it derives use the largest
 number of positives of any query in the dataset it is given (lines 354-357, 365-376, 536/547), so a block whose
 queries have fewer positives searches less deep and, with max_score, margins or random sampling, mines other
 negatives. So this module searches with `reranker.nearest.top_k` (exact search over blocks of queries and
@@ -145,18 +146,26 @@ def mine_hard_negatives_in_blocks(
             raise ValueError(f"the positive {positive[:80]!r} is not in the corpus")
         if corpus_index[positive] not in positive_indices[query]:
             positive_indices[query].append(corpus_index[positive])
+    # The corpus row that is the query's own text is never its negative, unless include_positives keeps a query that
+    # is its own positive (lines 433, 574-576, 634-635)
+    own_rows = {query: corpus_index.get(query, -1) for query in distinct_queries}
+    if include_positives:
+        for query, positive in zip(queries, positives):
+            if query == positive:
+                own_rows[query] = -1
     del queries, positives
     selection = dict(range_min=range_min, range_max=range_max, max_score=max_score, min_score=min_score,
                      absolute_margin=absolute_margin, relative_margin=relative_margin, num_negatives=num_negatives,
                      sampling_strategy=sampling_strategy, include_positives=include_positives)
     output = dict(output_format=output_format, corpus=corpus, anchor_column_name=anchor_column_name,
                   positive_column_name=positive_column_name, num_negatives=num_negatives)
-    search = dict(k=range_max + max_positives, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size)
-    return _blocks(distinct_queries, positive_indices, query_embeddings, corpus_embeddings, batch_size,
+    search = dict(k=range_max + max_positives + 1, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size)
+    return _blocks(distinct_queries, positive_indices, own_rows, query_embeddings, corpus_embeddings, batch_size,
                    show_progress_bar, search, selection, output)
 
 
-def _blocks(queries: list[str], positive_indices: dict[str, list[int]], query_embeddings: np.ndarray,
+def _blocks(queries: list[str], positive_indices: dict[str, list[int]], own_rows: dict[str, int],
+            query_embeddings: np.ndarray,
             corpus_embeddings: np.ndarray, batch_size: int, show_progress_bar: bool, search: dict, selection: dict,
             output: dict) -> Iterator[pd.DataFrame]:
     """Search, select and write the rows of batch_size queries at a time."""
@@ -164,10 +173,12 @@ def _blocks(queries: list[str], positive_indices: dict[str, list[int]], query_em
         for start in range(0, len(queries), batch_size):
             block = queries[start:start + batch_size]
             block_embeddings = np.ascontiguousarray(query_embeddings[start:start + len(block)], dtype=np.float32)
-            # The range_max + max_positives best documents of each query: room for the positives (line 536)
+            # The range_max + max_positives + 1 best documents of each query: room for the positives and the
+            # query's own text (lines 367, 519)
             scores, indices = top_k(block_embeddings, corpus_embeddings, batch_size=len(block), **search)
             block_positives = [positive_indices[query] for query in block]
-            negatives, negative_scores = _select(scores, indices, block_embeddings, block_positives,
+            own = np.array([own_rows[query] for query in block], dtype=np.int64)
+            negatives, negative_scores = _select(scores, indices, block_embeddings, block_positives, own,
                                                  corpus_embeddings, **selection)
             yield _output_rows(block, block_positives, negatives, ~np.isinf(negative_scores), **output)
             bar.update(len(block))
@@ -204,7 +215,7 @@ def derived_range_max(num_negatives: int, range_min: int, range_max: int | None,
 
 
 def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarray, positives: list[list[int]],
-            corpus_embeddings: np.ndarray, *, range_min: int, range_max: int, max_score: float | None,
+            own: np.ndarray, corpus_embeddings: np.ndarray, *, range_min: int, range_max: int, max_score: float | None,
             min_score: float | None, absolute_margin: float | None, relative_margin: float | None,
             num_negatives: int, sampling_strategy: str, include_positives: bool) -> tuple[np.ndarray, np.ndarray]:
     """The negatives (corpus indices) and their scores for one block of queries, best first; a score of -inf marks
@@ -217,6 +228,7 @@ def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarra
 
     scores = scores.copy()
     scores[indices == -1] = -np.inf  # padding where the corpus holds fewer documents than searched (line 631)
+    scores[indices == own[:, None]] = -np.inf  # the query's own text (lines 634-635)
     if not include_positives:  # lines 633-641
         padded = np.full((len(positives), counts.max()), -2, dtype=np.int64)  # -2: matches no index, not even -1
         for row, query_positives in enumerate(positives):
