@@ -52,8 +52,8 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
     if mine_params.dev_candidates >= len(full_corpus):
         raise PipelineError(f"mine.dev_candidates is {mine_params.dev_candidates} but the corpus has "
                             f"{len(full_corpus)} documents; lower it")
-    vectors = {name: stored_embeddings(embeddings_dir, name, texts)
-               for name, (_, texts) in embedded_texts(train, dev).items()}
+    texts = embedded_texts(train, dev)
+    vectors = {name: stored_embeddings(embeddings_dir, name, name_texts) for name, (_, name_texts) in texts.items()}
     search = dict(batch_size=mine_params.batch_size, corpus_batch_size=mine_params.corpus_batch_size,
                   use_faiss=mine_params.use_faiss, show_progress_bar=True)
     # The random sampling draws from Python's `random`, as the library's does (it takes no seed): seed it here
@@ -74,8 +74,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
     if params.train.loss in TEACHER_LOSSES:
         teacher, pairs = mine_params.teacher, teacher_pairs(mined)
         if teacher.kind == "embedding":
-            queries = embedded_texts(train, dev)["train_queries.npy"][1]
-            scores = embedding_scores(pairs, (queries, vectors["train_queries.npy"]),
+            scores = embedding_scores(pairs, (texts["train_queries.npy"][1], vectors["train_queries.npy"]),
                                       (train_corpus, vectors["corpus.npy"][:len(train_corpus)]), teacher.scale)
         else:
             with loading_model("mine.teacher.model", teacher.model):

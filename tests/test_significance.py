@@ -35,11 +35,6 @@ def mean(values: dict[str, float]) -> float:
     return sum(values.values()) / len(values)
 
 
-def idcg(relevant: int, at_k: int) -> float:
-    """The ideal DCG of `relevant` documents of gain 1 at cut-off `at_k`."""
-    return sum(1 / math.log2(rank + 1) for rank in range(1, min(relevant, at_k) + 1))
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Measures
 
