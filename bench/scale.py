@@ -13,6 +13,7 @@ that size are skipped.
     python bench/scale.py --sizes 30000                      # the working tree, exact search
     python bench/scale.py --sizes 30000 300000 1000000 --use-faiss --out bench/scale.json
     python bench/scale.py --sizes 30000 --ref HEAD~3         # an earlier revision, to compare
+    python bench/scale.py --seed-000-shape                   # 100k queries x 1M documents, FAISS, mining only
 
 Goal (issue 14): 1M pairs with a 1M-document corpus through every data stage within 8 GiB peak, time no worse
 than n log n outside the nearest-neighbour search.
@@ -153,6 +154,8 @@ def bench_params(data: Path, model: Path, args) -> dict:
         "embed.model": str(model),
         "embed.batch_size": args.embed_batch_size,
         "mine.use_faiss": args.use_faiss,
+        "mine.faiss_index": args.faiss_index,
+        "mine.faiss_nprobe": args.faiss_nprobe,
         **({"mine.batch_size": args.mine_batch_size} if args.mine_batch_size else {}),
         **({"mine.corpus_batch_size": args.corpus_batch_size} if args.corpus_batch_size else {}),
         # a random model scores a positive no higher than other documents: a margin would discard most negatives
@@ -184,7 +187,7 @@ def bench_params(data: Path, model: Path, args) -> dict:
 
 def environment(workdir: Path) -> dict:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1",
+            "HF_HUB_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
             "HF_DATASETS_CACHE": str(workdir / "hf-datasets-cache"), "PYTHONUNBUFFERED": "1"}
 
 
@@ -242,7 +245,8 @@ def bench_size(n: int, args, workdir: Path) -> dict:
     data = root / "pairs.parquet"
     started = time.perf_counter()
     synthetic_pairs(data, n)
-    result = {"n": n, "ref": args.ref, "use_faiss": args.use_faiss, "mine_batch_size": args.mine_batch_size,
+    result = {"n": n, "ref": args.ref, "use_faiss": args.use_faiss, "faiss_index": args.faiss_index,
+              "faiss_nprobe": args.faiss_nprobe, "mine_batch_size": args.mine_batch_size,
               "corpus_batch_size": args.corpus_batch_size, "hidden": args.hidden, "layers": args.layers,
               "generate_seconds": round(time.perf_counter() - started, 1), "stages": {}}
     set_params(repo, bench_params(data, model, args))
@@ -283,12 +287,78 @@ def report(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def seed_000_shape(args, workdir: Path) -> dict:
+    """Seed 000's mining at its shape, through the mine stage's mining function (reranker.chunked_mining) with
+    FAISS: `--queries` queries against a `--corpus` documents corpus, the gooaq recipe's options (5 negatives,
+    range_max 100, max_score 0.8, relative_margin 0.05, random sampling, labeled pairs), the params' mine.batch_size.
+    The pipeline's own corpus is its pairs' documents, so a 1M-document corpus for 100k questions (GooAQ's whole
+    answer set, as the card's script mines) is measured here on stored embeddings rather than through the stages.
+
+    The embeddings are random unit vectors of `--dim` dimensions (1024: the recipe's static-retrieval-mrl-en-v1),
+    each query its positive's vector plus noise, written to .npy files a chunk at a time and memory-mapped as the
+    embed stage's are. Only time and memory are measured: random vectors have no neighbourhood structure."""
+    import random
+    import resource
+
+    from reranker.chunked_mining import mine_hard_negatives_in_blocks
+    from reranker.nearest import corpus_index
+
+    mine_params = yaml.safe_load((ROOT / "params.yaml").read_text())["mine"]
+    rng = np.random.default_rng(0)
+    folder = workdir / "seed-000"
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    corpus_file = np.lib.format.open_memmap(folder / "corpus.npy", "w+", np.float32, (args.corpus, args.dim))
+    query_file = np.lib.format.open_memmap(folder / "queries.npy", "w+", np.float32, (args.queries, args.dim))
+    chunk = 65536
+    for start in range(0, args.corpus, chunk):
+        vectors = rng.standard_normal((min(chunk, args.corpus - start), args.dim), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        corpus_file[start:start + len(vectors)] = vectors
+        if start < args.queries:  # query i's positive is document i
+            queries = vectors[:max(0, min(len(vectors), args.queries - start))]
+            queries = queries + 0.7 * rng.standard_normal(queries.shape, dtype=np.float32) / np.sqrt(args.dim)
+            query_file[start:start + len(queries)] = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    corpus_file.flush()
+    query_file.flush()
+    del corpus_file, query_file
+    generated = time.perf_counter() - started
+    corpus = [f"document {index}" for index in range(args.corpus)]
+    dataset = {"query": [f"question {index}?" for index in range(args.queries)], "document": corpus[:args.queries]}
+    random.seed(12)
+    started = time.perf_counter()
+    corpus_embeddings = np.load(folder / "corpus.npy", mmap_mode="r")
+    index = None
+    if args.faiss_index != "Flat":
+        index = corpus_index(corpus_embeddings, args.faiss_index, args.faiss_nprobe)
+    built = time.perf_counter() - started
+    blocks = mine_hard_negatives_in_blocks(
+        dataset, np.load(folder / "queries.npy", mmap_mode="r"), corpus, corpus_embeddings,
+        output_format="labeled-pair", num_negatives=5, range_min=0, range_max=100, max_score=0.8,
+        relative_margin=0.05, absolute_margin=None, sampling_strategy="random", batch_size=mine_params["batch_size"],
+        use_faiss=True, index=index, show_progress_bar=True)
+    rows = sum(len(block) for block in blocks)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result = {"queries": args.queries, "corpus": args.corpus, "dim": args.dim, "rows": rows,
+              "faiss_index": args.faiss_index, "faiss_nprobe": args.faiss_nprobe,
+              "generate_seconds": round(generated, 1), "index_seconds": round(built, 1),
+              "mine_seconds": round(seconds, 1), "peak_rss_gib": round(peak / 2**30, 2),
+              "batch_size": mine_params["batch_size"]}
+    print(f"seed 000 shape: {args.queries:,} queries x {args.corpus:,} documents, dim {args.dim}: {rows:,} rows "
+          f"mined in {seconds:.0f} s (index {built:.0f} s) with FAISS {args.faiss_index}, peak {peak / 2**30:.2f} GiB",
+          flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[30_000], help="numbers of Q/A pairs (= documents)")
     parser.add_argument("--ref", default="worktree", help="'worktree' (the stages as they are), or a git revision")
     parser.add_argument("--stages", nargs="+", default=STAGES, choices=STAGES)
     parser.add_argument("--use-faiss", action="store_true", help="set mine.use_faiss")
+    parser.add_argument("--faiss-index", default="Flat", help="set mine.faiss_index (with --use-faiss)")
+    parser.add_argument("--faiss-nprobe", type=int, default=32, help="set mine.faiss_nprobe")
     parser.add_argument("--mine-batch-size", type=int, help="set mine.batch_size (default: the params')")
     parser.add_argument("--corpus-batch-size", type=int, help="set mine.corpus_batch_size (default: the params')")
     parser.add_argument("--hidden", type=int, default=32, help="tiny BERT width")
@@ -298,6 +368,11 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128, help="tokenize.max_length")
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--max-rss-gib", type=float, default=9.0, help="kill a stage whose memory passes this")
+    parser.add_argument("--seed-000-shape", action="store_true",
+                        help="seed 000's mining alone (--queries x --corpus, FAISS) on stored embeddings")
+    parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--corpus", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=1024)
     parser.add_argument("--workdir", type=Path, help="keep the copies here (default: a temporary folder, removed)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
@@ -306,9 +381,14 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     results = []
     try:
+        if args.seed_000_shape:
+            result = seed_000_shape(args, workdir)
+            if args.out:
+                args.out.write_text(json.dumps(result, indent=2) + "\n")
+            return
         for n in args.sizes:
-            print(f"n={n:,}: {args.ref}, tiny BERT {args.layers}x{args.hidden}, use_faiss={args.use_faiss}",
-                  flush=True)
+            print(f"n={n:,}: {args.ref}, tiny BERT {args.layers}x{args.hidden}, use_faiss={args.use_faiss}, "
+                  f"faiss_index={args.faiss_index}", flush=True)
             results.append(bench_size(n, args, workdir))
             if args.out:
                 args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,7 @@ from reranker import batching  # noqa: E402
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder  # noqa: E402
 from reranker.losses import build_loss  # noqa: E402
 from reranker.params import TrainParams  # noqa: E402
-from reranker.tokenizing import texts_of, to_ids  # noqa: E402
+from reranker.tokenizing import token_id_table  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-pairs" / "train.parquet"
 
@@ -402,12 +403,11 @@ def summary(model, timer: Timer, load: float) -> dict:
 
 
 def token_id_dataset(tokenizer, text_rows: pd.DataFrame, max_length: int) -> Dataset:
-    """What the tokenize stage writes: each distinct text's ids once, without special tokens, at most
-    max_length each (reranker.tokenizing.to_ids), as query_ids, document_ids, label."""
+    """What the tokenize stage writes: each text's ids without special tokens, at most max_length each
+    (reranker.tokenizing.token_id_table), as query_ids, document_ids, label."""
     frame = text_rows.rename(columns={"question": "query", "answer": "document"})
-    texts = list(dict.fromkeys(texts_of(frame)))
-    ids = dict(zip(texts, tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]))
-    return Dataset.from_pandas(to_ids(frame, ids, max_length), preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return Dataset(token_id_table(table, tokenizer, max_length))
 
 
 def padded_preprocess(model, multiple: int) -> None:

@@ -21,6 +21,8 @@ def fingerprint(sections: list, *paths: Path) -> str:
     """
     dumped = [section.model_dump() if hasattr(section, "model_dump") else section for section in sections]
     digest = hashlib.sha256(json.dumps(dumped, sort_keys=True).encode())
-    for path in paths:
-        digest.update(path.read_bytes())
+    for path in paths:  # a MiB at a time: the token ids of a large data set need not fit in memory
+        with open(path, "rb") as file:
+            while block := file.read(2**20):
+                digest.update(block)
     return digest.hexdigest()

@@ -60,6 +60,7 @@ def mine_hard_negatives_in_blocks(
     batch_size: int = 1024,
     corpus_batch_size: int | None = None,
     use_faiss: bool = False,
+    index=None,
     show_progress_bar: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """
@@ -84,6 +85,8 @@ def mine_hard_negatives_in_blocks(
             (range_max + max_positives) candidates.
         corpus_batch_size: documents per score block of the exact search; None scores the whole corpus at once.
         use_faiss: search with FAISS (exact inner product, as the library's IndexFlatIP) instead of torch.
+        index: with use_faiss, a FAISS index of `corpus_embeddings` (`reranker.nearest.corpus_index`, e.g. IVF) to
+            search instead, approximately; the selection after the search is the same.
         show_progress_bar: show a progress bar over the queries.
 
     Returns:
@@ -159,7 +162,8 @@ def mine_hard_negatives_in_blocks(
                      sampling_strategy=sampling_strategy, include_positives=include_positives)
     output = dict(output_format=output_format, corpus=corpus, anchor_column_name=anchor_column_name,
                   positive_column_name=positive_column_name, num_negatives=num_negatives)
-    search = dict(k=range_max + max_positives + 1, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size)
+    search = dict(k=range_max + max_positives + 1, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size,
+                  index=index)
     return _blocks(distinct_queries, positive_indices, own_rows, query_embeddings, corpus_embeddings, batch_size,
                    show_progress_bar, search, selection, output)
 

@@ -67,6 +67,9 @@ def check_values(params) -> None:
     if mining.relative_margin is not None and not 0 <= mining.relative_margin < 1:
         raise PipelineError(f"mine.train.relative_margin {mining.relative_margin} must lie in [0, 1) (a negative "
                             "scoring above (1 - margin) × the positive's score is discarded); give e.g. 0.05")
+    if params.mine.faiss_index != "Flat" and not params.mine.use_faiss:
+        raise PipelineError(f"mine.faiss_index is {params.mine.faiss_index!r} but mine.use_faiss is false; set "
+                            "mine.use_faiss: true, or mine.faiss_index: Flat")
     if params.mine.use_faiss and importlib.util.find_spec("faiss") is None:
         raise PipelineError("mine.use_faiss is true but faiss is not installed; pip install -e '.[faiss]' "
                             "or set mine.use_faiss: false")

@@ -118,22 +118,34 @@ def cross_encoder_scores(teacher, pairs: list[tuple[str, str]], batch_size: int,
                                       show_progress_bar=False), dtype="float32")
 
 
-def embedding_scores(pairs: list[tuple[str, str]], queries: tuple[list[str], np.ndarray],
-                     corpus: tuple[list[str], np.ndarray], scale: float) -> np.ndarray:
-    """The embedding model as a teacher: `scale` x the cosine similarity of each pair's stored, normalised vectors
-    (the scores it ranked the candidates by), so the reranker first learns the first stage's own order. `queries`
-    and `corpus` are (texts, vectors) in the same row order; no model loads.
+class EmbeddingTeacher:
+    """The embedding model as a teacher: `scale` x the cosine similarity of a pair's stored, normalised vectors (the
+    scores it ranked the candidates by), so the reranker first learns the first stage's own order. `queries` and
+    `corpus` are (texts, vectors) in the same row order; no model loads. The text-to-row maps are built once, so
+    scoring the mined rows a block at a time costs each block's pairs only.
 
     Example:
         >>> vectors = np.array([[1.0, 0.0], [0.6, 0.8]], dtype="float32")
-        >>> embedding_scores([("q", "b")], (["q"], vectors[:1]), (["a", "b"], vectors), scale=10.0)
+        >>> EmbeddingTeacher((["q"], vectors[:1]), (["a", "b"], vectors), scale=10.0).scores([("q", "b")])
         array([6.], dtype=float32)
     """
-    query_row = {text: row for row, text in enumerate(queries[0])}
-    corpus_row = {text: row for row, text in enumerate(corpus[0])}
-    query_vectors = np.asarray(queries[1])[[query_row[query] for query, _ in pairs]]
-    document_vectors = np.asarray(corpus[1])[[corpus_row[document] for _, document in pairs]]
-    return (scale * np.einsum("ij,ij->i", query_vectors, document_vectors)).astype("float32")
+
+    def __init__(self, queries: tuple[list[str], np.ndarray], corpus: tuple[list[str], np.ndarray], scale: float):
+        self.query_row = {text: row for row, text in enumerate(queries[0])}
+        self.corpus_row = {text: row for row, text in enumerate(corpus[0])}
+        self.query_vectors, self.corpus_vectors, self.scale = queries[1], corpus[1], scale
+
+    def scores(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        # rows read in sorted order: a memmap then reads each page once, and the result is put back in pair order
+        query_vectors = _rows(self.query_vectors, [self.query_row[query] for query, _ in pairs])
+        document_vectors = _rows(self.corpus_vectors, [self.corpus_row[document] for _, document in pairs])
+        return (self.scale * np.einsum("ij,ij->i", query_vectors, document_vectors)).astype("float32")
+
+
+def _rows(vectors: np.ndarray, rows: list[int]) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.int64)
+    distinct, inverse = np.unique(rows, return_inverse=True)
+    return np.asarray(vectors[distinct], dtype=np.float32)[inverse.reshape(-1)]
 
 
 def float_labels(frame: pd.DataFrame) -> pd.DataFrame:

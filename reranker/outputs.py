@@ -43,3 +43,36 @@ def remove(path: Path) -> None:
 def write_json(path: str | Path, data: dict) -> None:
     with atomic_output(path) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_frames(frames, path: str | Path) -> int:
+    """Write an iterable of DataFrames with the same columns to one Parquet file, one row group per non-empty frame,
+    holding one frame at a time; returns the number of rows. Every frame is cast to the first non-empty frame's
+    Arrow types (a later frame's column can be typed differently by pandas, e.g. all nulls); with no rows at all,
+    the first frame's (empty) columns are written.
+
+    Example::
+
+        rows = write_frames((block.rename(columns=names) for block in blocks), partial / "train.parquet")
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer, schema, first, rows = None, None, None, 0
+    try:
+        for frame in frames:
+            first = frame if first is None else first
+            if len(frame) == 0:
+                continue
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                schema = table.schema.remove_metadata()
+                writer = pq.ParquetWriter(path, schema)
+            writer.write_table(table.cast(schema), row_group_size=len(frame))
+            rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None and first is not None:
+        first.to_parquet(path, index=False)
+    return rows

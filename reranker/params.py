@@ -66,6 +66,10 @@ class MineParams(Section):
     seed: int
     teacher: TeacherParams | None = None
     use_faiss: bool = False  # search with FAISS (pip install -e '.[faiss]'), else an exact search with torch
+    # With use_faiss, the training queries' index: "Flat" is exact (the library's); an index factory string such as
+    # "IVF4096,Flat" is approximate, searching faiss_nprobe of its clusters (reranker/nearest.py)
+    faiss_index: str = "Flat"
+    faiss_nprobe: PositiveInt = 32
     # Queries per search block, and documents per score block of the exact search: memory holds one
     # batch_size x corpus_batch_size float32 block (256 MiB at the defaults), whatever the corpus size
     batch_size: PositiveInt = 1024

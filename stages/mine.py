@@ -22,11 +22,11 @@ from reranker.loss_inputs import LOSS_INPUT, TEACHER_LOSSES
 from reranker.mining import (
     OUTPUT_FORMAT,
     RENAME,
+    EmbeddingTeacher,
     cross_encoder_scores,
     dev_pairs,
     dev_samples,
     embedded_texts,
-    embedding_scores,
     float_labels,
     mining_corpora,
     stored_embeddings,
@@ -35,17 +35,19 @@ from reranker.mining import (
 )
 from reranker.model_checks import loading_model
 from reranker.model_paths import resolve_model
-from reranker.outputs import atomic_output, write_json
+from reranker.nearest import corpus_index
+from reranker.outputs import atomic_output, write_frames, write_json
 from reranker.params import load_params
 
 
-def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
-         embeddings_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(training data in the form the loss reads, dev candidates); labelled data passes through unmined."""
+def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
+         train_out: Path) -> tuple[int, pd.DataFrame | None]:
+    """Write the training data, in the form the loss reads, to `train_out` a block of queries at a time; return its
+    number of rows and the dev candidates. Labelled data passes through unmined."""
     shape, form = params.download.shape, LOSS_INPUT[params.train.loss]
     if shape != "pairs":
         print(f"mine: shape '{shape}' needs no negatives; passing the data through unmined")
-        return train.rename(columns={"score": "label"}), None
+        return write_frames([float_labels(train.rename(columns={"score": "label"}))], train_out), None
     mine_params = params.mine
     # 1. The embed stage's embeddings; the train corpus is the first rows of the full corpus
     train_corpus, full_corpus = mining_corpora(list(train["document"]), list(dev["document"]))
@@ -58,37 +60,52 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame,
                   use_faiss=mine_params.use_faiss, show_progress_bar=True)
     # The random sampling draws from Python's `random`, as the library's does (it takes no seed): seed it here
     random.seed(mine_params.seed)
+    # An approximate index (mine.faiss_index) serves the training queries only: the dev candidates, a few hundred
+    # queries, are searched exactly, so that evaluation never depends on the approximation
+    train_index = None
+    if mine_params.use_faiss and mine_params.faiss_index != "Flat":
+        train_index = corpus_index(vectors["corpus.npy"][:len(train_corpus)], mine_params.faiss_index,
+                                   mine_params.faiss_nprobe)
 
-    # 2. Training data: each positive plus its mined hard negatives, in the form the loss reads
-    try:
-        blocks = mine_hard_negatives_in_blocks(
-            train, vectors["train_queries.npy"], train_corpus, vectors["corpus.npy"][:len(train_corpus)],
-            output_format=OUTPUT_FORMAT[form], **mine_params.train.model_dump(), **search,
-        )
-        mined = pd.concat(blocks, ignore_index=True)
-    except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
-        raise PipelineError(f"mine.train: {error}") from None
-    mined = mined.rename(columns=RENAME[form])
-
-    # 3. Teacher scores, for the losses that learn them: a cross-encoder's, or the embedding model's own
+    # 2. The teacher, for the losses that learn its scores: a cross-encoder's, or the embedding model's own
+    teacher_scores = None
     if params.train.loss in TEACHER_LOSSES:
-        teacher, pairs = mine_params.teacher, teacher_pairs(mined)
+        teacher = mine_params.teacher
         if teacher.kind == "embedding":
-            scores = embedding_scores(pairs, (texts["train_queries.npy"][1], vectors["train_queries.npy"]),
-                                      (train_corpus, vectors["corpus.npy"][:len(train_corpus)]), teacher.scale)
+            teacher_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
+                                              (train_corpus, vectors["corpus.npy"][:len(train_corpus)]),
+                                              teacher.scale).scores
         else:
             with loading_model("mine.teacher.model", teacher.model):
                 model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
-            scores = teacher.scale * cross_encoder_scores(model, pairs, teacher.batch_size,
-                                                          activation(teacher.activation_fn))
-        mined = with_teacher_labels(mined, scores)
+            activation_fn = activation(teacher.activation_fn)
+
+            def teacher_scores(pairs):
+                return teacher.scale * cross_encoder_scores(model, pairs, teacher.batch_size, activation_fn)
+
+    # 3. Training data: each positive plus its mined hard negatives, in the form the loss reads, labelled with the
+    # teacher's scores; written a block of queries at a time, so memory holds one block of rows
+    def labelled(block: pd.DataFrame) -> pd.DataFrame:
+        block = block.rename(columns=RENAME[form])
+        if teacher_scores is not None:
+            block = with_teacher_labels(block, teacher_scores(teacher_pairs(block)))
+        return float_labels(block)
+
+    try:
+        blocks = mine_hard_negatives_in_blocks(
+            train, vectors["train_queries.npy"], train_corpus, vectors["corpus.npy"][:len(train_corpus)],
+            output_format=OUTPUT_FORMAT[form], index=train_index, **mine_params.train.model_dump(), **search,
+        )
+    except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
+        raise PipelineError(f"mine.train: {error}") from None
+    rows = write_frames(map(labelled, blocks), train_out)
 
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
     candidates = pd.concat(mine_hard_negatives_in_blocks(
         dev, vectors["dev_queries.npy"], full_corpus, vectors["corpus.npy"], output_format="n-tuple",
         num_negatives=mine_params.dev_candidates, include_positives=True, **search,
     ), ignore_index=True)
-    return mined, candidates
+    return rows, candidates
 
 
 @entrypoint
@@ -101,27 +118,25 @@ def main() -> None:
     started = time.perf_counter()
     train = pd.read_parquet(args.split_dir / "train.parquet")
     dev = pd.read_parquet(args.split_dir / "dev.parquet")
-    with track_emissions(params.emissions, args.emissions, "mine"):
-        train_data, candidates = mine(params, train, dev, args.embeddings_dir)
-    train_data = float_labels(train_data)
-    dev_frame = dev.rename(columns={"score": "label"})
-    samples = dev_samples(dev_frame, candidates)
-    found = samples.apply(lambda row: any(d in row["positives"] for d in row["documents"]), axis=1)
-
-    # 5. Write both sets and the mining metrics
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
-        train_data.to_parquet(partial / "train.parquet", index=False)
+        with track_emissions(params.emissions, args.emissions, "mine"):
+            train_rows, candidates = mine(params, train, dev, args.embeddings_dir, partial / "train.parquet")
+        dev_frame = dev.rename(columns={"score": "label"})
+        samples = dev_samples(dev_frame, candidates)
+        found = samples.apply(lambda row: any(d in row["positives"] for d in row["documents"]), axis=1)
+
+        # 5. The dev sets beside the training data, and the mining metrics
         samples.to_parquet(partial / "dev.parquet", index=False)
         dev_pairs(dev_frame, samples).to_parquet(partial / "dev_pairs.parquet", index=False)
     write_json(args.metrics, {
-        "train_rows": len(train_data),
+        "train_rows": train_rows,
         "dev_queries": len(samples),
         "dev_documents_per_query": round(float(samples["documents"].map(len).mean()), 2),
         "dev_positive_retrieved": round(float(found.mean()), 4),
         "seconds": round(time.perf_counter() - started, 1),
     })
-    print(f"mine: {len(train_data)} train rows, {len(samples)} dev queries, positive retrieved for "
+    print(f"mine: {train_rows} train rows, {len(samples)} dev queries, positive retrieved for "
           f"{found.mean():.0%} of them")
 
 

@@ -1,6 +1,7 @@
-"""Step 3, tokenize: turn every distinct text of the training data (and of the dev pairs) into the base
-model's token ids once, store them as Parquet for the train stage (whose loop then never runs the
-tokenizer), and report pair lengths. Text columns become `<column>_ids`; lists of texts lists of ids."""
+"""Step 3, tokenize: turn the texts of the training data and of the dev pairs into the base model's token ids,
+stored as Parquet row groups for the train stage (whose loop then never runs the tokenizer), and report pair
+lengths. Text columns become `<column>_ids`, lists of texts lists of ids. Memory holds one row group, whatever
+the data's size."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from transformers import AutoTokenizer
 
 from reranker.errors import entrypoint
@@ -17,7 +17,7 @@ from reranker.model_paths import resolve_model
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_params
 from reranker.token_ids import PairEncoder
-from reranker.tokenizing import text_columns, texts_of, to_ids
+from reranker.tokenizing import TokenCounts, write_token_ids
 
 
 @entrypoint
@@ -30,37 +30,32 @@ def main() -> None:
     params = load_params()
     max_length = params.tokenize.max_length
 
-    # 1. Tokenize each distinct text once, without special tokens (PairEncoder adds them per pair)
+    # 1. The base model's tokenizer; PairEncoder adds the special tokens per pair, so texts are tokenized without
     with loading_model("train.base_model", params.train.base_model):
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model),
                                                   trust_remote_code=params.train.trust_remote_code)
-    train = pd.read_parquet(args.mine_dir / "train.parquet")
-    dev = pd.read_parquet(args.mine_dir / "dev_pairs.parquet")
-    texts = list(dict.fromkeys(texts_of(train) + texts_of(dev)))
-    ids = dict(zip(texts, tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]))
+    counts = TokenCounts(special_tokens=max_length - PairEncoder(tokenizer, max_length).budget)
 
-    # 2. Lengths of the (query, document) pairs the model will see, before truncation
-    special_tokens = max_length - PairEncoder(tokenizer, max_length).budget
-    query_column, *document_columns = text_columns(train)
-    lengths = np.array([len(ids[query]) + len(ids[document]) + special_tokens for column in document_columns
-                        for query, value in zip(train[query_column], train[column])
-                        for document in ([value] if isinstance(value, str) else value)])
-
-    # 3. Write both, so that a failure leaves neither
+    # 2. Each file's texts as token ids, a row group at a time; both written, so that a failure leaves neither
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
-        to_ids(train, ids, max_length).to_parquet(partial / "train.parquet", index=False)
-        to_ids(dev, ids, max_length).to_parquet(partial / "dev_pairs.parquet", index=False)
+        rows = write_token_ids(args.mine_dir / "train.parquet", partial / "train.parquet", tokenizer, max_length,
+                               counts)
+        lengths = counts.lengths()  # the training pairs' lengths, before the dev pairs add theirs
+        write_token_ids(args.mine_dir / "dev_pairs.parquet", partial / "dev_pairs.parquet", tokenizer, max_length,
+                        counts)
+
+    # 3. Lengths of the (query, document) pairs the model will see, before truncation
     write_json(args.metrics, {
-        "rows": len(train),
+        "rows": rows,
         "pairs": len(lengths),
-        "distinct_texts": len(texts),
+        "distinct_texts": counts.distinct_texts(),
         "max_length": max_length,
         "tokens_mean": round(float(lengths.mean()), 1),
         "tokens_p95": round(float(np.percentile(lengths, 95)), 1),
         "truncated_share": round(float((lengths > max_length).mean()), 4),
     })
-    print(f"tokenize: {len(train)} rows, {len(lengths)} pairs, mean {lengths.mean():.0f} tokens, "
+    print(f"tokenize: {rows} rows, {len(lengths)} pairs, mean {lengths.mean():.0f} tokens, "
           f"{(lengths > max_length).mean():.1%} truncated at {max_length}")
 
 

@@ -355,6 +355,17 @@ def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch
     assert "\n" not in str(error.value) and all(word in str(error.value) for word in words), str(error.value)
 
 
+def test_approximate_index_without_faiss_search_is_one_line_at_params_load(tmp_path, monkeypatch):
+    from conftest import ROOT
+    from reranker.errors import PipelineError
+    from reranker.params import load_params
+
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(PipelineError) as error:
+        load_params(params_with(tmp_path, {"mine.faiss_index": "IVF64,Flat", "mine.use_faiss": False}))
+    assert "\n" not in str(error.value) and "mine.use_faiss: true" in str(error.value), str(error.value)
+
+
 def test_dvc_repro_with_a_bad_collection_fails_in_seconds_and_keeps_the_last_good_outputs(repo):
     """A good run, then a broken param: the failing `dvc repro` stops in its first stage, in seconds, leaves the
     lock as it was, and `dvc checkout` restores what the good run made."""

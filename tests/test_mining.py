@@ -167,6 +167,25 @@ def test_same_rows_with_faiss(name, minilm, mined):
     assert_same_rows(expected, actual)
 
 
+def test_an_ivf_index_probing_every_cluster_mines_the_librarys_rows(minilm, mined):
+    """mine.faiss_index: the approximate index goes through the same selection; probing all its clusters, it is
+    exact, so the rows are the library's."""
+    pytest.importorskip("faiss")
+    from reranker.nearest import corpus_index
+
+    dataset, _, corpus, query_embeddings, corpus_embeddings, cache = mined
+    options = dict(OPTIONS["random range_max=20"], output_format="labeled-pair")
+    expected = library(minilm, dataset, corpus, cache, use_faiss=True, **options)
+    index = corpus_index(corpus_embeddings, "IVF8,Flat", nprobe=8)
+    actual = in_blocks(dataset, query_embeddings, corpus, corpus_embeddings, batch_size=16, use_faiss=True,
+                       index=index, **options)
+    assert_same_rows(expected, actual)
+    one_cluster = corpus_index(corpus_embeddings, "IVF8,Flat", nprobe=1)  # the index is what is searched
+    approximate = in_blocks(dataset, query_embeddings, corpus, corpus_embeddings, batch_size=16, use_faiss=True,
+                            index=one_cluster, **options)
+    assert not approximate["document"].equals(expected["document"])
+
+
 @pytest.mark.parametrize("use_faiss", [False, True])
 def test_dev_candidates_as_the_mine_stage_asks(use_faiss, minilm, mined):
     """The dev reranking set: the top candidates of the whole corpus, the positives included, in order."""

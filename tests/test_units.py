@@ -18,14 +18,15 @@ from reranker.errors import PipelineError
 from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.evaluation.score_distribution import score_distribution
 from reranker.mining import (
+    EmbeddingTeacher,
     dev_pairs,
     dev_samples,
-    embedding_scores,
     float_labels,
     mining_corpora,
     teacher_pairs,
     with_teacher_labels,
 )
+from reranker.outputs import write_frames
 from reranker.paths import outside_path
 from reranker.relevance import is_relevant
 from reranker.training_args import check_training_args, training_arguments_fields
@@ -88,6 +89,21 @@ def test_fingerprint_changes_with_params_and_data(tmp_path):
     assert fingerprint([other], data) != fingerprint([section], data)
 
 
+def test_write_frames_streams_blocks_into_one_file_of_one_type(tmp_path):
+    import pyarrow.parquet as pq
+
+    blocks = [pd.DataFrame({"query": pd.Series([], dtype=str), "label": pd.Series([], dtype="float32")}),
+              pd.DataFrame({"query": ["a", "b"], "label": np.array([1.0, 0.0], dtype="float32")}),
+              pd.DataFrame({"query": ["c"], "label": [None]})]  # pandas types an all-null column differently
+    rows = write_frames(iter(blocks), tmp_path / "train.parquet")
+    written = pq.ParquetFile(tmp_path / "train.parquet")
+    assert rows == written.metadata.num_rows == 3
+    assert written.metadata.num_row_groups == 2  # one per non-empty block
+    assert str(written.schema_arrow.field("label").type) == "float"
+    assert write_frames(blocks[:1], tmp_path / "empty.parquet") == 0
+    assert list(pd.read_parquet(tmp_path / "empty.parquet").columns) == ["query", "label"]
+
+
 def test_last_complete_checkpoint_skips_one_killed_mid_save(tmp_path):
     for step, complete in ((6, True), (12, True), (18, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()
@@ -134,13 +150,13 @@ def test_embedding_teacher_scores_are_scaled_cosines_of_the_stored_vectors():
     corpus_vectors = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]], dtype="float32")
     query_vectors = np.array([[0.8, 0.6], [0.0, 1.0]], dtype="float32")
     pairs = [("q2", "c"), ("q1", "a"), ("q1", "b"), ("q2", "a")]
-    scores = embedding_scores(pairs, (["q1", "q2"], query_vectors), (["a", "b", "c"], corpus_vectors), scale=10.0)
+    teacher = EmbeddingTeacher((["q1", "q2"], query_vectors), (["a", "b", "c"], corpus_vectors), scale=10.0)
+    scores = teacher.scores(pairs)
     assert scores.dtype == np.float32
     assert scores == pytest.approx([10.0, 8.0, 9.6, 0.0])
     # read back per row as MarginMSELoss wants them: the positive's score, then each negative's
     train = pd.DataFrame({"query": ["q1", "q2"], "positive": ["a", "c"], "negative_1": ["b", "a"]})
-    labelled = with_teacher_labels(train, embedding_scores(teacher_pairs(train), (["q1", "q2"], query_vectors),
-                                                           (["a", "b", "c"], corpus_vectors), scale=10.0))
+    labelled = with_teacher_labels(train, teacher.scores(teacher_pairs(train)))
     assert [list(label) for label in labelled["label"]] == [pytest.approx([8.0, 9.6]), pytest.approx([10.0, 0.0])]
 
 
