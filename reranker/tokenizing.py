@@ -92,7 +92,9 @@ def write_token_ids(source: Path, dest: Path, tokenizer, max_length: int, counts
         write_token_ids(Path("data/mined/train.parquet"), Path("train.parquet"), tokenizer, 256, counts)
         counts.lengths().mean()  # mean tokens per (query, document) pair
     """
-    reader = pq.ParquetFile(source)
+    # pre_buffer off: with it, the reader keeps every row group it has read until it is closed (Arrow memory grew
+    # by 1.6 MiB a group, 0.8 GiB over the 4M rows mined from 1M pairs), the whole file by the end
+    reader = pq.ParquetFile(source, pre_buffer=False)
     schema = id_schema(reader.schema_arrow)
     rows = 0
     with pq.ParquetWriter(dest, schema) as writer:
