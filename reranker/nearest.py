@@ -94,7 +94,13 @@ def corpus_index(corpus_embeddings, faiss_index: str, nprobe: int, train_rows: i
                             f"({reason}); give an index factory string such as 'Flat' or 'IVF1024,Flat'") from None
     if not index.is_trained:
         rows = np.sort(np.random.default_rng(seed).choice(count, size=min(count, train_rows), replace=False))
-        index.train(np.ascontiguousarray(corpus_embeddings[rows], dtype=np.float32))
+        try:
+            index.train(np.ascontiguousarray(corpus_embeddings[rows], dtype=np.float32))
+        except RuntimeError as error:  # e.g. more clusters than documents
+            reason = str(error).strip().splitlines()[-1].split("failed: ")[-1][:160]
+            raise PipelineError(f"mine.faiss_index {faiss_index!r} cannot be trained on this corpus of {count} "
+                                f"documents ({reason}); use fewer clusters (about 40 documents a cluster) or "
+                                "'Flat'") from None
     for start in range(0, count, 65536):
         index.add(np.ascontiguousarray(corpus_embeddings[start:start + 65536], dtype=np.float32))
     try:
