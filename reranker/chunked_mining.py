@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from reranker.embeddings import read_rows
 from reranker.nearest import top_k
 
 OUTPUT_FORMATS = ("n-tuple", "labeled-pair", "labeled-list")
@@ -228,7 +229,7 @@ def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarra
     # Each (query, positive) pair's score; a margin compares with the query's lowest (lines 587-590, 646-656)
     flat_positives = np.concatenate([np.asarray(query_positives, dtype=np.int64) for query_positives in positives])
     owners = np.repeat(np.arange(len(positives)), counts)
-    positive_scores = np.einsum("ij,ij->i", query_embeddings[owners], _corpus_rows(corpus_embeddings, flat_positives))
+    positive_scores = np.einsum("ij,ij->i", query_embeddings[owners], read_rows(corpus_embeddings, flat_positives))
 
     scores = scores.copy()
     scores[indices == -1] = -np.inf  # padding where the corpus holds fewer documents than searched (line 631)
@@ -265,12 +266,6 @@ def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarra
     negative_scores = np.take_along_axis(negative_scores, sampled, axis=1)
     resorted = np.argsort(-negative_scores, axis=1, kind="stable")
     return np.take_along_axis(negatives, resorted, axis=1), np.take_along_axis(negative_scores, resorted, axis=1)
-
-
-def _corpus_rows(corpus_embeddings: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """corpus_embeddings[rows] as float32, a memmap's rows read once each and in file order."""
-    distinct, inverse = np.unique(rows, return_inverse=True)
-    return np.asarray(corpus_embeddings[distinct], dtype=np.float32)[inverse]
 
 
 def _output_rows(queries: list[str], positives: list[list[int]], negatives: np.ndarray, found: np.ndarray, *,

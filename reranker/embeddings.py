@@ -113,6 +113,16 @@ def load(path: Path) -> StoredEmbeddings:
     return StoredEmbeddings(path, np.load(path, mmap_mode="r"), json.loads(manifest_path(path).read_text()))
 
 
+def read_rows(vectors: np.ndarray, rows) -> np.ndarray:
+    """vectors[rows] as float32, in the order of `rows` (repeats allowed); a memmap's rows are read once each and in
+    file order, so each page is read once.
+
+    Example: ``read_rows(load(path).vectors, [5, 2, 5])`` is the rows 5, 2 and 5 of the stored set.
+    """
+    distinct, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    return np.asarray(vectors[distinct], dtype=np.float32)[inverse.reshape(-1)]
+
+
 def check_texts(stored: StoredEmbeddings, texts: list[str], what: str) -> None:
     """Raise unless `texts` are exactly the stored texts in the stored order (the rows would be misaligned)."""
     if len(texts) != len(stored) or texts_digest(texts) != stored.manifest["texts_sha256"]:

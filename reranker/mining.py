@@ -136,16 +136,10 @@ class EmbeddingTeacher:
         self.query_vectors, self.corpus_vectors, self.scale = queries[1], corpus[1], scale
 
     def scores(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        # rows read in sorted order: a memmap then reads each page once, and the result is put back in pair order
-        query_vectors = _rows(self.query_vectors, [self.query_row[query] for query, _ in pairs])
-        document_vectors = _rows(self.corpus_vectors, [self.corpus_row[document] for _, document in pairs])
+        query_vectors = embeddings.read_rows(self.query_vectors, [self.query_row[query] for query, _ in pairs])
+        document_vectors = embeddings.read_rows(self.corpus_vectors,
+                                                [self.corpus_row[document] for _, document in pairs])
         return (self.scale * np.einsum("ij,ij->i", query_vectors, document_vectors)).astype("float32")
-
-
-def _rows(vectors: np.ndarray, rows: list[int]) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.int64)
-    distinct, inverse = np.unique(rows, return_inverse=True)
-    return np.asarray(vectors[distinct], dtype=np.float32)[inverse.reshape(-1)]
 
 
 def float_labels(frame: pd.DataFrame) -> pd.DataFrame:
