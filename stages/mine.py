@@ -56,6 +56,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
                             f"{len(full_corpus)} documents; lower it")
     texts = embedded_texts(train, dev)
     vectors = {name: stored_embeddings(embeddings_dir, name, name_texts) for name, (_, name_texts) in texts.items()}
+    train_corpus_vectors = vectors["corpus.npy"][:len(train_corpus)]
     search = dict(batch_size=mine_params.batch_size, corpus_batch_size=mine_params.corpus_batch_size,
                   use_faiss=mine_params.use_faiss, show_progress_bar=True)
     # The random sampling draws from Python's `random`, as the library's does (it takes no seed): seed it here
@@ -64,8 +65,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
     # queries, are searched exactly, so that evaluation never depends on the approximation
     train_index = None
     if mine_params.use_faiss and mine_params.faiss_index != "Flat":
-        train_index = corpus_index(vectors["corpus.npy"][:len(train_corpus)], mine_params.faiss_index,
-                                   mine_params.faiss_nprobe)
+        train_index = corpus_index(train_corpus_vectors, mine_params.faiss_index, mine_params.faiss_nprobe)
 
     # 2. The teacher, for the losses that learn its scores: a cross-encoder's, or the embedding model's own
     teacher_scores = None
@@ -73,8 +73,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         teacher = mine_params.teacher
         if teacher.kind == "embedding":
             teacher_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
-                                              (train_corpus, vectors["corpus.npy"][:len(train_corpus)]),
-                                              teacher.scale).scores
+                                              (train_corpus, train_corpus_vectors), teacher.scale).scores
         else:
             with loading_model("mine.teacher.model", teacher.model):
                 model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
@@ -93,7 +92,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
 
     try:
         blocks = mine_hard_negatives_in_blocks(
-            train, vectors["train_queries.npy"], train_corpus, vectors["corpus.npy"][:len(train_corpus)],
+            train, vectors["train_queries.npy"], train_corpus, train_corpus_vectors,
             output_format=OUTPUT_FORMAT[form], index=train_index, **mine_params.train.model_dump(), **search,
         )
     except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives

@@ -30,7 +30,7 @@ def main() -> None:
     params = load_params()
     max_length = params.tokenize.max_length
 
-    # 1. The base model's tokenizer; PairEncoder adds the special tokens per pair, so texts are tokenized without
+    # 1. The base model's tokenizer; texts are tokenized without special tokens (PairEncoder adds them per pair)
     with loading_model("train.base_model", params.train.base_model):
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(params.train.base_model),
                                                   trust_remote_code=params.train.trust_remote_code)
