@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,16 +59,35 @@ def env() -> dict:
             "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1"}
 
 
-def run(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=repo, env=env(), capture_output=True, text=True)
+# No command of the suite takes a tenth of this on 2 cores; one that does has hung (a stalled DVC queue worker, a
+# deadlocked stage) and fails with what it printed, instead of holding the whole CI run until its own limit
+COMMAND_TIMEOUT = 1200
+
+
+def run(repo: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
+    # Its own process group: on a timeout the command and every child it started (stages, queue workers holding
+    # its pipes open) are killed, or reading its output would wait on them forever
+    process = subprocess.Popen(args, cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as timed_out:
+        os.killpg(process.pid, signal.SIGKILL)
+        try:
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a daemon in a session of its own still holds the pipes
+            stdout = stderr = ""
+        raise AssertionError(f"{' '.join(args)} did not finish in {timeout:.0f} s:\n"
+                             f"{stdout[-3000:]}\n{stderr[-3000:]}") from timed_out
+    result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
                              f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
 
 
-def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return run(repo, sys.executable, "-m", "dvc", *args, check=check)
+def dvc(repo: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
+    return run(repo, sys.executable, "-m", "dvc", *args, check=check, timeout=timeout)
 
 
 def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False) -> Path:
