@@ -128,10 +128,12 @@ def check_data(options) -> None:
 
 
 def overrides(options, learning_rate: float) -> list[str]:
-    """`dvc exp run -S` values that make the pipeline's default recipe the plain script's (bench/plain_script.py);
-    most repeat the recipe's own value, to show the correspondence."""
+    """`dvc exp run -S` values that make the pipeline's BCE recipe the plain script's (bench/plain_script.py); most
+    repeat the recipe's own value, to show the correspondence."""
     steps = options.steps
     values = {
+        # BCE on mined pairs, as the plain script; the default recipe distils the embedding model since session 6
+        "recipe": "sample-bce-minilm-l6",
         "download.source": str(options.data.resolve()),
         "download.limit": options.questions + options.dev_queries,
         "download.dev_queries": options.dev_queries,
