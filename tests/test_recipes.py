@@ -58,13 +58,18 @@ def swept(tmp_path_factory):
         dvc(repo, "exp", "run", "--queue", "-n", recipe, *overrides(recipe))
     dvc(repo, "queue", "start", "-j", "2")
     deadline = time.time() + 1500  # the sweep takes about 8 minutes on 2 cores
+    idle_since = None
     try:
         while "Running" in (status := dvc(repo, "queue", "status", timeout=300).stdout) or "Queued" in status:
             assert time.time() < deadline, status + worker_logs(repo)
-            if "Running" not in status:
+            idle_since = None if "Running" in status else idle_since or time.time()
+            if idle_since and time.time() - idle_since > 60:
                 # Workers that stop with tasks still queued (treeverse/dvc#8165) leave a sweep waiting for ever; a
-                # user runs `dvc queue start` again, which starts only the workers that are not running
+                # user runs `dvc queue start` again, which starts only the workers that are not running. A minute
+                # idle, not at once: a worker just started is not running a task yet, and a second one of its name
+                # would be started
                 dvc(repo, "queue", "start", "-j", "2", timeout=300)
+                idle_since = None
             time.sleep(5)
     finally:
         dvc(repo, "queue", "stop", "--kill", check=False, timeout=300)
