@@ -94,7 +94,11 @@ def dev_pairs(dev: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
 
 def teacher_pairs(train: pd.DataFrame) -> list[tuple[str, str]]:
     """The (query, document) pairs a teacher scores: each row's document, or its positive then each negative, column
-    by column (the order `with_teacher_labels` reads the scores back in)."""
+    by column, or each document of a listwise row's list, row by row (the order `with_teacher_labels` reads the
+    scores back in)."""
+    if "documents" in train:
+        return [(query, document) for query, documents in zip(train["query"], train["documents"])
+                for document in documents]
     return [(query, document) for column in scored_columns(train)
             for query, document in zip(train["query"], train[column])]
 
@@ -105,8 +109,12 @@ def scored_columns(train: pd.DataFrame) -> list[str]:
 
 def with_teacher_labels(train: pd.DataFrame, scores) -> pd.DataFrame:
     """The labels MSELoss and MarginMSELoss learn: the teacher's score of each pair (MSELoss), or of the positive
-    then each negative as a list, positive first (MarginMSELoss takes the margins itself). `scores` are in the
-    order of `teacher_pairs(train)`."""
+    then each negative as a list, positive first (MarginMSELoss takes the margins itself); for listwise rows, the
+    teacher's score of each document of the list, in `labels` (ListNet then learns the softmax of the teacher's
+    scores). `scores` are in the order of `teacher_pairs(train)`."""
+    if "documents" in train:
+        ends = np.cumsum(train["documents"].map(len).to_numpy())[:-1]
+        return train.assign(labels=np.split(np.asarray(scores, dtype="float32"), ends) if len(train) else [])
     columns = scored_columns(train)
     scores = np.asarray(scores, dtype="float32").reshape(len(columns), len(train)).T
     return train.assign(label=list(scores) if len(columns) > 1 else scores[:, 0])

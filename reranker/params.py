@@ -51,7 +51,7 @@ class MineTrainParams(Section):  # the options of sentence-transformers' mine_ha
     sampling_strategy: Literal["top", "random"] = "top"
 
 
-class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn
+class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, and the listwise losses when set
     # cross_encoder: a trained cross-encoder (`model`) scores each mined pair. embedding: the embedding model itself
     # (embed.model, read from the stored embeddings, no model loads), so the reranker first learns its first stage's
     # order; issue 10's distillation lever. `model` is then null.

@@ -18,7 +18,7 @@ from reranker.chunked_mining import mine_hard_negatives_in_blocks
 from reranker.cross_encoder import activation
 from reranker.emissions import track_emissions
 from reranker.errors import PipelineError, entrypoint
-from reranker.loss_inputs import LOSS_INPUT, TEACHER_LOSSES
+from reranker.loss_inputs import LOSS_INPUT, learns_teacher_scores
 from reranker.mining import (
     OUTPUT_FORMAT,
     RENAME,
@@ -67,9 +67,10 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
     if mine_params.use_faiss and mine_params.faiss_index != "Flat":
         train_index = corpus_index(train_corpus_vectors, mine_params.faiss_index, mine_params.faiss_nprobe)
 
-    # 2. The teacher, for the losses that learn its scores: a cross-encoder's, or the embedding model's own
+    # 2. The teacher, for the losses that learn its scores (a listwise loss does when one is set): a cross-encoder's,
+    # or the embedding model's own
     teacher_scores = None
-    if params.train.loss in TEACHER_LOSSES:
+    if learns_teacher_scores(params.train.loss, shape, mine_params.teacher):
         teacher = mine_params.teacher
         if teacher.kind == "embedding":
             teacher_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),

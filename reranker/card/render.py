@@ -13,6 +13,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import significant
+from reranker.loss_inputs import learns_teacher_scores
 
 TEMPLATE = Path(__file__).with_name("template.md.j2")
 DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
@@ -206,4 +207,5 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         columns=list(data.columns), stats=dataset_stats(data), samples=samples,
         log_rows=training_log(log, base, final, primary),
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
+        teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
     )
