@@ -13,6 +13,11 @@ LOSS_INPUT = {
 }
 TEACHER_LOSSES = {"MSELoss", "MarginMSELoss"}  # their labels are a teacher's scores
 
+INPUT_COLUMNS = {"pair": "(query, document, label) pairs", "tuple": "(query, positive, negative_1..n) tuples",
+                 "list": "listwise rows (query, documents, labels)"}
+# What each data shape gives without mining; pairs are mined into whatever the loss reads.
+SHAPE_GIVES = {"labelled_pairs": "pair", "scored_pairs": "pair", "listwise": "list"}
+
 
 def learns_teacher_scores(loss: str, shape: str, teacher) -> bool:
     """Whether the mined rows are labelled with `mine.teacher`'s scores (`teacher` is that section, or None): always
@@ -22,7 +27,3 @@ def learns_teacher_scores(loss: str, shape: str, teacher) -> bool:
     Example: ``learns_teacher_scores("ListNetLoss", "pairs", params.mine.teacher)``.
     """
     return shape == "pairs" and (loss in TEACHER_LOSSES or (LOSS_INPUT.get(loss) == "list" and teacher is not None))
-INPUT_COLUMNS = {"pair": "(query, document, label) pairs", "tuple": "(query, positive, negative_1..n) tuples",
-                 "list": "listwise rows (query, documents, labels)"}
-# What each data shape gives without mining; pairs are mined into whatever the loss reads.
-SHAPE_GIVES = {"labelled_pairs": "pair", "scored_pairs": "pair", "listwise": "list"}
