@@ -8,16 +8,22 @@ that the recipes' data and NanoBEIR paths outside the repository (../shared/data
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, dvc, make_repo
+from conftest import ROOT, dvc, env, make_repo
 
 CARD_METRICS = {
     "reranking": {"map", "mrr@10", "ndcg@10"},
@@ -56,7 +62,7 @@ def swept(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("recipes") / "repo", hydra=True)
     for recipe in RECIPES:
         dvc(repo, "exp", "run", "--queue", "-n", recipe, *overrides(recipe))
-    dvc(repo, "queue", "start", "-j", "2")
+    start_workers(repo)
     deadline = time.time() + 1500  # the sweep takes about 8 minutes on 2 cores
     idle_since = None
     try:
@@ -68,12 +74,32 @@ def swept(tmp_path_factory):
                 # user runs `dvc queue start` again, which starts only the workers that are not running. A minute
                 # idle, not at once: a worker just started is not running a task yet, and a second one of its name
                 # would be started
-                dvc(repo, "queue", "start", "-j", "2", timeout=300)
+                start_workers(repo)
                 idle_since = None
             time.sleep(5)
     finally:
         dvc(repo, "queue", "stop", "--kill", check=False, timeout=300)
+        kill_workers(repo)
     return repo, status
+
+
+def start_workers(repo) -> None:
+    """`dvc queue start -j 2`, its output to a file, not a pipe: the workers it starts inherit its output, and a
+    worker that never exits would hold a pipe open, so that reading it waits for ever. Seen in a fresh clone (session
+    9): a worker logged "shutting down due to empty queue" while its task still ran, finished the task and stayed."""
+    with (repo / ".dvc" / "tmp" / "queue-start.log").open("a") as log:
+        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=env(), stdout=log,
+                       stderr=subprocess.STDOUT, timeout=300, check=True)
+
+
+def kill_workers(repo) -> None:
+    """Kill the queue's workers that are still alive once the sweep is over (see start_workers), by the pid files
+    DVC keeps; only a process that is still a queue worker, as a pid may have been reused."""
+    for info in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.json"):
+        pid = json.loads(info.read_text()).get("pid")
+        with contextlib.suppress(OSError, TypeError):
+            if b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
 
 
 def worker_logs(repo) -> str:
