@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -65,18 +66,23 @@ COMMAND_TIMEOUT = 1200
 
 
 def run(repo: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
-    # Its own process group: on a timeout the command and every child it started (stages, queue workers holding
-    # its pipes open) are killed, or reading its output would wait on them forever
-    process = subprocess.Popen(args, cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    try:
-        stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as timed_out:
-        os.killpg(process.pid, signal.SIGKILL)
+    # Output to files, not pipes: a daemon the command starts inherits its output (DVC's queue workers, through a
+    # parent that waits on them), and a pipe would stay open until the daemon exits; one that never did held the
+    # recipe sweep until CI's limit. The command's own exit is what is waited for. Its own process group: on a
+    # timeout the command and every child it started are killed.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(args, cwd=repo, env=env(), stdout=out, stderr=err, start_new_session=True)
         try:
-            stdout, stderr = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:  # a daemon in a session of its own still holds the pipes
-            stdout = stderr = ""
+            process.wait(timeout=timeout)
+            timed_out = None
+        except subprocess.TimeoutExpired as expired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            timed_out = expired
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if timed_out:
         raise AssertionError(f"{' '.join(args)} did not finish in {timeout:.0f} s:\n"
                              f"{stdout[-3000:]}\n{stderr[-3000:]}") from timed_out
     result = subprocess.CompletedProcess(args, process.returncode, stdout, stderr)

@@ -14,8 +14,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, dvc, env, make_repo
+from conftest import ROOT, dvc, make_repo
 
 CARD_METRICS = {
     "reranking": {"map", "mrr@10", "ndcg@10"},
@@ -62,7 +60,7 @@ def swept(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("recipes") / "repo", hydra=True)
     for recipe in RECIPES:
         dvc(repo, "exp", "run", "--queue", "-n", recipe, *overrides(recipe))
-    start_workers(repo)
+    dvc(repo, "queue", "start", "-j", "2")
     deadline = time.time() + 1500  # the sweep takes about 8 minutes on 2 cores
     idle_since = None
     try:
@@ -74,7 +72,7 @@ def swept(tmp_path_factory):
                 # user runs `dvc queue start` again, which starts only the workers that are not running. A minute
                 # idle, not at once: a worker just started is not running a task yet, and a second one of its name
                 # would be started
-                start_workers(repo)
+                dvc(repo, "queue", "start", "-j", "2", timeout=300)
                 idle_since = None
             time.sleep(5)
     finally:
@@ -83,18 +81,10 @@ def swept(tmp_path_factory):
     return repo, status
 
 
-def start_workers(repo) -> None:
-    """`dvc queue start -j 2`, its output to a file, not a pipe: the workers it starts inherit its output, and a
-    worker that never exits would hold a pipe open, so that reading it waits for ever. Seen in a fresh clone (session
-    9): a worker logged "shutting down due to empty queue" while its task still ran, finished the task and stayed."""
-    with (repo / ".dvc" / "tmp" / "queue-start.log").open("a") as log:
-        subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", "2"], cwd=repo, env=env(), stdout=log,
-                       stderr=subprocess.STDOUT, timeout=300, check=True)
-
-
 def kill_workers(repo) -> None:
-    """Kill the queue's workers that are still alive once the sweep is over (see start_workers), by the pid files
-    DVC keeps; only a process that is still a queue worker, as a pid may have been reused."""
+    """Kill the queue's workers that are still alive once the sweep is over, by the pid files DVC keeps: a worker can
+    log "shutting down due to empty queue" while its task runs, finish the task and stay (seen in session 9). Only a
+    process that is still a queue worker, as a pid may have been reused."""
     for info in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.json"):
         pid = json.loads(info.read_text()).get("pid")
         with contextlib.suppress(OSError, TypeError):
