@@ -12,7 +12,7 @@ relevant candidate (always_rerank_positives=False); every query here has one, so
     .venv/bin/python bench/evaluation_speed.py --queries 10 --batch-sizes 16 64
 
 Shapes (each query with 20 candidates, MiniLM-L6 cross-encoder, max_length 256):
-- squad: SQuAD questions against Wikipedia paragraphs (../shared/data/squad-pairs), ~200 tokens a pair, the end to
+- squad: SQuAD questions against Wikipedia paragraphs (../shared/data/squad-pairs), ~170 tokens a pair, the end to
   end benchmark's dev set; the candidates are random paragraphs, which have the mined candidates' lengths;
 - climatefever: ClimateFEVER claims against their BM25 top 20 (../shared/data/beir/climatefever-nano);
 - wikiqa: WikiQA questions against answer sentences (../shared/data/beir/wikiqa-dev), ~40 tokens a pair.
