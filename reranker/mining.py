@@ -107,17 +107,49 @@ def scored_columns(train: pd.DataFrame) -> list[str]:
     return [c for c in train.columns if c == "document" or c == "positive" or c.startswith("negative_")]
 
 
-def with_teacher_labels(train: pd.DataFrame, scores) -> pd.DataFrame:
+def with_teacher_labels(train: pd.DataFrame, scores, positive_margin: float | None = None) -> pd.DataFrame:
     """The labels MSELoss and MarginMSELoss learn: the teacher's score of each pair (MSELoss), or of the positive
     then each negative as a list, positive first (MarginMSELoss takes the margins itself); for listwise rows, the
     teacher's score of each document of the list, in `labels` (ListNet then learns the softmax of the teacher's
-    scores). `scores` are in the order of `teacher_pairs(train)`."""
+    scores). `scores` are in the order of `teacher_pairs(train)`.
+
+    With `positive_margin` (mine.teacher.positive_margin), the labels overrule the teacher where it is wrong: each
+    positive's score is raised to at least its query's highest-scored negative's plus the margin (`lift_positives`).
+    """
     if "documents" in train:
         ends = np.cumsum(train["documents"].map(len).to_numpy())[:-1]
-        return train.assign(labels=np.split(np.asarray(scores, dtype="float32"), ends) if len(train) else [])
+        lists = np.split(np.asarray(scores, dtype="float32"), ends) if len(train) else []
+        if positive_margin is not None:
+            lists = [lift_positives(list_scores, is_relevant(np.asarray(labels)), positive_margin)
+                     for list_scores, labels in zip(lists, train["labels"])]
+        return train.assign(labels=lists)
     columns = scored_columns(train)
     scores = np.asarray(scores, dtype="float32").reshape(len(columns), len(train)).T
-    return train.assign(label=list(scores) if len(columns) > 1 else scores[:, 0])
+    if len(columns) > 1:  # n-tuples: the positive, then each negative
+        if positive_margin is not None:
+            relevant = np.arange(len(columns)) == 0
+            scores = np.array([lift_positives(row, relevant, positive_margin) for row in scores], dtype="float32")
+        return train.assign(label=list(scores))
+    scores = scores[:, 0]
+    if positive_margin is not None:  # labelled pairs: a query's rows are its positive and its negatives
+        relevant = is_relevant(train["label"].to_numpy())
+        for rows in train.groupby("query", sort=False).indices.values():
+            scores[rows] = lift_positives(scores[rows], relevant[rows], positive_margin)
+    return train.assign(label=scores)
+
+
+def lift_positives(scores: np.ndarray, relevant: np.ndarray, margin: float) -> np.ndarray:
+    """One query's teacher scores, each relevant document's raised to at least the highest irrelevant one's plus
+    `margin`; unchanged where the teacher already ranks them so, or where the query has no negative. Written by hand:
+    the library's losses take a teacher's scores or labels, not the one corrected by the other.
+
+    Example:
+        >>> lift_positives(np.array([8.0, 9.6, 2.0]), np.array([True, False, False]), 1.0)
+        array([10.6,  9.6,  2. ])
+    """
+    if relevant.all() or not relevant.any():
+        return scores
+    return np.where(relevant, np.maximum(scores, scores[~relevant].max() + margin), scores).astype(scores.dtype)
 
 
 def cross_encoder_scores(teacher, pairs: list[tuple[str, str]], batch_size: int, activation_fn) -> np.ndarray:

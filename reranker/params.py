@@ -7,7 +7,15 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
 from ruamel.yaml import YAML, YAMLError
 
 from reranker.errors import PipelineError
@@ -58,6 +66,10 @@ class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, a
     kind: Literal["cross_encoder", "embedding"] = "cross_encoder"
     model: str | None = None
     scale: PositiveFloat = 1.0  # multiplies the teacher's scores: cosine margins are small next to a logit's range
+    # The labels' say where the teacher is wrong: each positive's (scaled) score is raised to at least its query's
+    # highest-scored negative's plus this margin, so the student learns what its teacher misses. null: the teacher's
+    # scores as they are. Issue 10: a student of its first stage alone cannot pass it.
+    positive_margin: NonNegativeFloat | None = None
     batch_size: PositiveInt = 64  # cross_encoder only
     activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
 

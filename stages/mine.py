@@ -88,7 +88,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
     def labelled(block: pd.DataFrame) -> pd.DataFrame:
         block = block.rename(columns=RENAME[form])
         if teacher_scores is not None:
-            block = with_teacher_labels(block, teacher_scores(teacher_pairs(block)))
+            block = with_teacher_labels(block, teacher_scores(teacher_pairs(block)), teacher.positive_margin)
         return float_labels(block)
 
     try:

@@ -143,7 +143,7 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     assert "`" not in literal and ast.literal_eval(literal) == text
 
 
-TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n"  # the default recipe's: the embedding model
+TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margin: null\n"  # the default recipe's
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -162,6 +162,8 @@ TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n"  # the default re
     ((TEACHER, "  teacher: {kind: bi_encoder}\n"),
      "'mine.teacher.kind' input should be 'cross_encoder' or 'embedding'"),
     ((TEACHER, "  teacher: {kind: embedding, scale: 0}\n"), "'mine.teacher.scale' input should be greater"),
+    ((TEACHER, "  teacher: {kind: embedding, positive_margin: -1}\n"),
+     "'mine.teacher.positive_margin' input should be greater than or equal to 0"),
     (("  loss: MarginMSELoss", "  loss: MarginMSE"),
      "not a sentence-transformers cross-encoder loss"),
     (("  - reranking", "  - classification"), "evaluate.classification is null"),

