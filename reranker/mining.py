@@ -113,9 +113,9 @@ def with_teacher_labels(train: pd.DataFrame, scores, positive_margin: float | No
     teacher's score of each document of the list, in `labels` (ListNet then learns the softmax of the teacher's
     scores). `scores` are in the order of `teacher_pairs(train)`.
 
-    With `positive_margin` (mine.teacher.positive_margin), the labels overrule the teacher where it is wrong: each
-    positive's score is raised to at least its query's highest-scored negative's plus the margin (`lift_positives`).
-    """
+    With `positive_margin` (mine.teacher.positive_margin), the labels overrule the teacher where it is wrong or
+    unsure: each positive's score is raised to at least its query's highest-scored negative's plus the margin
+    (`lift_positives`)."""
     if "documents" in train:
         ends = np.cumsum(train["documents"].map(len).to_numpy())[:-1]
         lists = np.split(np.asarray(scores, dtype="float32"), ends) if len(train) else []
@@ -124,11 +124,10 @@ def with_teacher_labels(train: pd.DataFrame, scores, positive_margin: float | No
                      for list_scores, labels in zip(lists, train["labels"])]
         return train.assign(labels=lists)
     columns = scored_columns(train)
-    scores = np.asarray(scores, dtype="float32").reshape(len(columns), len(train)).T
-    if len(columns) > 1:  # n-tuples: the positive, then each negative
+    scores = np.array(scores, dtype="float32").reshape(len(columns), len(train)).T  # a copy: lifted in place below
+    if len(columns) > 1:  # n-tuples: the positive, then each negative; lift_positives on every row at once
         if positive_margin is not None:
-            relevant = np.arange(len(columns)) == 0
-            scores = np.array([lift_positives(row, relevant, positive_margin) for row in scores], dtype="float32")
+            scores[:, 0] = np.maximum(scores[:, 0], scores[:, 1:].max(axis=1) + positive_margin)
         return train.assign(label=list(scores))
     scores = scores[:, 0]
     if positive_margin is not None:  # labelled pairs: a query's rows are its positive and its negatives
