@@ -65,13 +65,11 @@ from sentence_transformers.cross_encoder import (  # noqa: E402
     CrossEncoderTrainingArguments,
 )
 from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  # noqa: E402
-from transformers import TrainerCallback, set_seed  # noqa: E402
+from transformers import AutoTokenizer, TrainerCallback, set_seed  # noqa: E402
 
-from reranker import batching  # noqa: E402
-from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder  # noqa: E402
-from reranker.losses import build_loss  # noqa: E402
 from reranker.params import TrainParams  # noqa: E402
 from reranker.tokenizing import token_id_table  # noqa: E402
+from reranker.trainer import build_trainer  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-pairs" / "train.parquet"
 
@@ -324,26 +322,26 @@ def build(variant: dict, model_path: str, text_rows: pd.DataFrame, options, outp
                   else {"config_kwargs": {"attention_probs_dropout_prob": variant["attention_dropout"]}})
         model = CrossEncoder(model_path, num_labels=1, max_length=options.max_length, **config)
         dataset = Dataset.from_pandas(text_rows, preserve_index=False)
-        loss = BinaryCrossEntropyLoss(model)
-        trainer_class = CrossEncoderTrainer
-    else:  # as stages/train.py builds it
+        trainer = CrossEncoderTrainer(model=model, args=training_args, train_dataset=dataset,
+                                      loss=BinaryCrossEntropyLoss(model))
+    else:  # the train stage's own assembly
         config_kwargs = ({} if variant["attention_dropout"] is None
                          else {"attention_probs_dropout_prob": variant["attention_dropout"]})
         train = TrainParams(base_model=model_path, loss="BinaryCrossEntropyLoss", args=args,
                             config_kwargs=config_kwargs, group_by_length=bool(variant["group"]))
-        model = load_cross_encoder(train, options.max_length, TokenIdCrossEncoder, config=train.config_kwargs)
-        dataset = token_id_dataset(model.tokenizer, text_rows, options.max_length)
-        loss = build_loss(model, train.loss, train.loss_args)
-        trainer_class = batching.LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        trainer = build_trainer(train, options.max_length, training_args,
+                                token_id_dataset(tokenizer, text_rows, options.max_length))
+        model = trainer.model
         if train.group_by_length and variant["window"]:
-            trainer_class = type("WindowedTrainer", (trainer_class,), {"window": variant["window"]})
+            trainer.window = variant["window"]  # LengthGroupedTrainer's sort window, read when batches are drawn
         if variant["pad_multiple"]:
             padded_preprocess(model, variant["pad_multiple"])
     if variant["compile"]:  # the lever on its own (--compile sets the trainer's torch_compile for every variant)
         model.transformers_model.compile()
     counter = Counter(model)
     timer = Timer(counter, options.warmup, variant["label"], turns, variant["threads"] or torch.get_num_threads())
-    trainer = trainer_class(model=model, args=training_args, train_dataset=dataset, loss=loss, callbacks=[timer])
+    trainer.add_callback(timer)
     return trainer, timer
 
 

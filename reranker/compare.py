@@ -301,26 +301,32 @@ def choose_revisions(revs: Sequence[str], baseline: str | None) -> tuple[str, li
     return baseline, others
 
 
-@entrypoint
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m reranker.compare",
-        description=__doc__.split("\n\n")[0],
-        epilog="Revisions: `dvc exp show` lists experiments; git branches, tags and commits work too.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `rerank compare` (and `python -m reranker.compare`)."""
     parser.add_argument("revs", nargs="*", metavar="REV", help="experiment names, git revisions or 'workspace'")
     parser.add_argument("--baseline", metavar="REV", help="the revision to compare with (default: the first REV)")
     parser.add_argument("--collection", action="append", metavar="NAME", help="only these collections (repeatable)")
     parser.add_argument("--run", default="trained", help="ranking to compare: first_stage, base_model or trained")
     parser.add_argument("--format", choices=["markdown", "json"], default="markdown")
-    args = parser.parse_args(argv)
 
+
+def run(args: argparse.Namespace) -> None:
     baseline, others = choose_revisions(args.revs, args.baseline)
     tables = load_tables(find_root(), [baseline, *others])
     collections = list(dict.fromkeys(args.collection)) if args.collection else None
     report = compare(tables, baseline, run=args.run, collections=collections)
     print(json.dumps(report, indent=2) if args.format == "json" else to_markdown(report))
 
+
+@entrypoint
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m reranker.compare", description=__doc__.split("\n\n")[0],
+                                     epilog=EPILOG)
+    add_arguments(parser)
+    run(parser.parse_args(argv))
+
+
+EPILOG = "Revisions: `dvc exp show` lists experiments; git branches, tags and commits work too."
 
 if __name__ == "__main__":
     main()

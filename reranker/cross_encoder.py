@@ -9,8 +9,7 @@ import importlib
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from reranker.errors import PipelineError
-from reranker.model_checks import loading_model
-from reranker.model_paths import resolve_model
+from reranker.model_paths import loading_model, resolve_model
 from reranker.token_ids import PairEncoder, is_token_id_pairs
 
 

@@ -1,8 +1,9 @@
 """Where a model param points: a hub id, a local folder, or `pkg:MODULE` (the `model/` folder of an installed
-Python package). Light on purpose: params checks and the tokenize stage use it without torch."""
+Python package), and what a loader of it still finds wrong (a hub id that cannot be fetched) as one line."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -37,3 +38,23 @@ def resolve_model(spec: str) -> str:
     if looks_local:
         raise PipelineError(f"model '{spec}' does not exist; give an existing folder, a hub id or pkg:MODULE")
     return spec
+
+
+@contextlib.contextmanager
+def loading_model(key: str, spec: str):
+    """Loading the model of params key `key`: what the loader still finds (a hub id that cannot be fetched, a
+    file the cheap checks could not see into) is one line naming the key.
+
+    Example::
+
+        with loading_model("embed.model", params.embed.model):
+            model = SentenceTransformer(resolve_model(params.embed.model))
+    """
+    try:
+        yield
+    except PipelineError:
+        raise
+    except (OSError, ValueError) as error:
+        text = " ".join(str(error).split())[:300] or type(error).__name__
+        raise PipelineError(f"{key} '{spec}' could not be loaded ({type(error).__name__}: {text}); check the hub "
+                            "id, the network (HF_HUB_OFFLINE) or the model folder") from None

@@ -1,10 +1,12 @@
-"""params.yaml, validated: one pydantic section per stage, loaded and cross-checked before any stage works,
-so that a typo or a mismatch between data shape, loss and evaluators fails in seconds with one line."""
+"""The schema of params.yaml: one pydantic section per stage. Pure (no I/O beyond reading params.yaml): each stage
+reads the sections it uses with `load_section`. Every check of what the values mean and point at (data, models,
+collections, training arguments) runs once, first, in the check stage (reranker/checks/), so that editing a check
+reruns no stage that does work."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import (
@@ -19,10 +21,6 @@ from pydantic import (
 from ruamel.yaml import YAML, YAMLError
 
 from reranker.errors import PipelineError
-from reranker.evaluation.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
-from reranker.input_checks import check_inputs
-from reranker.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
-from reranker.training_args import check_training_args
 
 
 class Section(BaseModel):
@@ -62,13 +60,13 @@ class MineTrainParams(Section):  # the options of sentence-transformers' mine_ha
 class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, and the listwise losses when set
     # cross_encoder: a trained cross-encoder (`model`) scores each mined pair. embedding: the embedding model itself
     # (embed.model, read from the stored embeddings, no model loads), so the reranker first learns its first stage's
-    # order; issue 10's distillation lever. `model` is then null.
+    # order. `model` is then null.
     kind: Literal["cross_encoder", "embedding"] = "cross_encoder"
     model: str | None = None
     scale: PositiveFloat = 1.0  # multiplies the teacher's scores: cosine margins are small next to a logit's range
     # The labels' say where the teacher is wrong: each positive's (scaled) score is raised to at least its query's
     # highest-scored negative's plus this margin, so the student learns what its teacher misses. null: the teacher's
-    # scores as they are. Issue 10: a student of its first stage alone cannot pass it.
+    # scores as they are. A student of its first stage alone learns its mistakes too.
     positive_margin: NonNegativeFloat | None = None
     batch_size: PositiveInt = 64  # cross_encoder only
     activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
@@ -184,124 +182,43 @@ class Params(Section):
     card: CardParams
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read, validate and cross-check params.yaml; any problem is a one-line PipelineError.
-
-    Example: ``load_params().train.args["learning_rate"]``.
-    """
-    # ruamel reads YAML as DVC does (`2e-5` is a float here and for `dvc exp run -S`; PyYAML makes it a string)
+def read_params(path: str | Path = "params.yaml") -> dict:
+    """params.yaml as plain data, read as DVC reads it (ruamel: `2e-5` is a float, as for `dvc exp run -S`)."""
     try:
-        raw = YAML(typ="safe").load(Path(path).read_text())
+        return YAML(typ="safe").load(Path(path).read_text())
     except FileNotFoundError:
         raise PipelineError(f"{path} not found; run the stage from the repository root") from None
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(error, "problem", error)
-        raise PipelineError(f"{path} is not valid YAML{where} ({problem}); fix its syntax") from None
+        raise PipelineError(f"{path} is not valid YAML{where}; fix its syntax") from None
+
+
+def load_sections(*names: str, path: str | Path = "params.yaml") -> SimpleNamespace:
+    """The named sections of params.yaml, each validated by its schema alone: what a stage reads.
+
+    Example: ``load_sections("train", "tokenize").train.args["learning_rate"]``.
+    """
+    raw = read_params(path) or {}
+    sections = {}
+    for name in names:
+        try:
+            sections[name] = Params.model_fields[name].annotation.model_validate(raw.get(name))
+        except ValidationError as error:
+            raise schema_error(error, path, (name,)) from None
+    return SimpleNamespace(**sections)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """All of params.yaml, validated by its schema alone (the card describes every section)."""
     try:
-        params = Params.model_validate(raw)
+        return Params.model_validate(read_params(path))
     except ValidationError as error:
-        raise PipelineError(describe_validation_error(error, path)) from None
-    check_training_args(params.train.args, path)
-    check_recipe(params, path)
-    check_inputs(params, path)  # what params point at: data, models, collections (cheap, before work)
-    return params
+        raise schema_error(error, path) from None
 
 
-def describe_validation_error(error: ValidationError, path) -> str:
+def schema_error(error: ValidationError, path, prefix: tuple = ()) -> PipelineError:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "extra_forbidden":
-        section = Params
-        for part in [part for part in first["loc"][:-1] if isinstance(part, str)]:  # not a list's index
-            annotation = section.model_fields[part].annotation
-            section = next((t for t in getattr(annotation, "__args__", (annotation,)) if isinstance(t, type)), None)
-            if not (isinstance(section, type) and issubclass(section, BaseModel)):
-                break
-        known = list(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else []
-        close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-        return f"{path}: unknown key '{key}'; {hint} Rename or remove it."
-    if first["type"] == "missing":
-        return f"{path}: missing key '{key}'; add it (the repository's params.yaml shows every key)."
-    return f"{path}: '{key}' {first['msg'][0].lower()}{first['msg'][1:]}, got {first['input']!r}; fix its value."
-
-
-def check_recipe(params: Params, path) -> None:
-    """Data shape, loss, teacher and evaluators must fit together: fail before any stage runs, not mid-training."""
-    train, shape, evaluate = params.train, params.download.shape, params.evaluate
-    if train.loss not in LOSS_INPUT:
-        raise PipelineError(f"{path}: train.loss '{train.loss}' is not a sentence-transformers cross-encoder loss; "
-                            f"use one of {', '.join(LOSS_INPUT)}")
-    wants = LOSS_INPUT[train.loss]
-    if shape != "pairs" and SHAPE_GIVES[shape] != wants:
-        raise PipelineError(f"{path}: train.loss {train.loss} wants {INPUT_COLUMNS[wants]}, but download.shape "
-                            f"'{shape}' gives {INPUT_COLUMNS[SHAPE_GIVES[shape]]}; use shape pairs (mine builds "
-                            f"them) or a loss that reads {INPUT_COLUMNS[SHAPE_GIVES[shape]]}")
-    teacher = params.mine.teacher
-    if train.loss in TEACHER_LOSSES and shape == "pairs" and teacher is None:
-        raise PipelineError(f"{path}: train.loss {train.loss} learns a teacher's scores of the mined pairs; set "
-                            "mine.teacher.model to a cross-encoder, or mine.teacher.kind to embedding")
-    if teacher is not None and teacher.kind == "cross_encoder" and teacher.model is None:
-        raise PipelineError(f"{path}: mine.teacher.kind is cross_encoder but mine.teacher.model is null; name the "
-                            "cross-encoder, or set mine.teacher.kind to embedding (the embedding model scores)")
-    if teacher is not None and teacher.kind == "embedding" and teacher.model is not None:
-        raise PipelineError(f"{path}: mine.teacher.kind embedding scores with embed.model's stored embeddings, but "
-                            f"mine.teacher.model names '{teacher.model}'; set mine.teacher.model to null, or kind "
-                            "to cross_encoder")
-    if train.loss == "CrossEntropyLoss" and train.num_labels < 2:
-        raise PipelineError(f"{path}: CrossEntropyLoss classifies into train.num_labels classes; set it to 2 or more")
-    if train.num_labels > 1 and train.loss != "CrossEntropyLoss":
-        raise PipelineError(f"{path}: train.num_labels {train.num_labels} asks for a score per class, which only "
-                            f"CrossEntropyLoss trains; set train.num_labels to 1 or train.loss to CrossEntropyLoss")
-    if train.num_labels > 1 and (evaluate.reranking or evaluate.nanobeir):
-        raise PipelineError(f"{path}: train.num_labels {train.num_labels} gives a score per class, but reranking "
-                            "ranks by one score per pair; set evaluate.reranking and evaluate.nanobeir to null "
-                            "and evaluate with evaluate.classification")
-    if train.eval_loss and wants != "pair":
-        raise PipelineError(f"{path}: train.eval_loss computes the loss on dev pairs, which {train.loss} cannot "
-                            "read; set train.eval_loss to false")
-    for name in train.evaluators:
-        if getattr(evaluate, name) is None:
-            raise PipelineError(f"{path}: train.evaluators names {name} but evaluate.{name} is null; "
-                                f"configure evaluate.{name} or remove it from train.evaluators")
-    if not (evaluate.reranking or evaluate.classification or evaluate.nanobeir):
-        raise PipelineError(f"{path}: evaluate.reranking, .classification and .nanobeir are all null; "
-                            "configure at least one evaluator")
-    check_best_metric(train, evaluate, path)
-    if train.args.get("eval_strategy", "no") != "no" and not train.evaluators and not train.eval_loss:
-        raise PipelineError(f"{path}: train.args.eval_strategy evaluates during training but there is nothing to "
-                            "evaluate; list evaluators in train.evaluators, set train.eval_loss, "
-                            "or set eval_strategy: no")
-
-
-def logged_metric_names(train: TrainParams, evaluate: EvaluateParams) -> list[str]:
-    """The `eval_*` names the trainer logs at each evaluation with these evaluators."""
-    names = ["eval_loss"] if train.eval_loss else []
-    if "reranking" in train.evaluators:
-        names += [f"eval_{evaluate.reranking.name}_{m}" for m in reranking_metrics(evaluate.reranking.at_k)]
-    if "classification" in train.evaluators:
-        names += [f"eval_{evaluate.classification.name}_{m}" for m in classification_metrics(train.num_labels)]
-    if "nanobeir" in train.evaluators:
-        mean = nanobeir_mean_name(evaluate.nanobeir.rerank_k)
-        names += [f"eval_{mean}_{m}" for m in reranking_metrics(evaluate.nanobeir.at_k)]
-    return names
-
-
-def check_best_metric(train: TrainParams, evaluate: EvaluateParams, path) -> None:
-    """The trainer looks metric_for_best_model up only at the first evaluation; name a wrong one now."""
-    metric = train.args.get("metric_for_best_model")
-    if not metric or not train.args.get("load_best_model_at_end"):
-        return
-    metric = metric if metric.startswith("eval_") else f"eval_{metric}"
-    names = logged_metric_names(train, evaluate)
-    if "nanobeir" in train.evaluators:
-        rerank_k = evaluate.nanobeir.rerank_k
-        if metric.startswith("eval_Nano") and not metric.startswith("eval_NanoBEIR_") and f"_R{rerank_k}_" in metric:
-            return  # one collection's metric; its name comes from the data set
-    if metric not in names:
-        close = difflib.get_close_matches(metric, names, n=1)
-        raise PipelineError(f"{path}: train.args.metric_for_best_model '{metric}' is not logged by train.evaluators "
-                            f"{train.evaluators}{' or the dev loss' if train.eval_loss else ''}; "
-                            + (f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(names)}"))
+    key = ".".join(str(part) for part in (*prefix, *first["loc"]))
+    return PipelineError(f"{path}: '{key}' {first['msg'][0].lower()}{first['msg'][1:]}; run `rerank check` for the "
+                         "fix")

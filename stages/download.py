@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from reranker.data import load_source, split_by_query, to_recipe_columns
 from reranker.errors import entrypoint
 from reranker.outputs import atomic_output
-from reranker.params import load_params
+from reranker.params import load_sections
 
 
 @entrypoint
@@ -20,7 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)
     out_dir = parser.parse_args().out_dir
-    download = load_params().download
+    download = load_sections("download").download
 
     # 1. Load the source and map its columns to the recipe's
     table = to_recipe_columns(load_source(download), download.shape, download.columns, download.source)

@@ -13,10 +13,9 @@ import pandas as pd
 from reranker.embeddings import encode_to_file
 from reranker.errors import entrypoint
 from reranker.mining import embedded_texts
-from reranker.model_checks import loading_model
-from reranker.model_paths import resolve_model
+from reranker.model_paths import loading_model, resolve_model
 from reranker.outputs import atomic_output
-from reranker.params import load_params
+from reranker.params import load_sections
 
 
 @entrypoint
@@ -25,7 +24,7 @@ def main() -> None:
     parser.add_argument("split_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections("download", "embed")
     if params.download.shape != "pairs":
         with atomic_output(args.out_dir) as partial:
             partial.mkdir()

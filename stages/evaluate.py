@@ -26,7 +26,7 @@ from reranker.evaluation.measures import write_per_query
 from reranker.evaluation.reranking import means, measure_runs, report, reranking_sets, score_candidates
 from reranker.evaluation.score_distribution import score_distribution
 from reranker.outputs import atomic_output, write_json
-from reranker.params import load_params
+from reranker.params import load_sections
 
 # The library's evaluators the evaluate stages still run; the dev reranking is one of the reranking sets
 LIBRARY_EVALUATORS = ("classification", "nanobeir")
@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("retrieve_dir", type=Path, help="the retrieve stage's folder: one set per collection")
     parser.add_argument("metrics", type=Path)
     paths = parser.parse_args()
-    params = load_params()
+    params = load_sections("train", "tokenize", "evaluate", "emissions")
     started = time.perf_counter()
     if paths.model is None:
         evaluate_base(params, paths, started)

@@ -33,11 +33,10 @@ from reranker.mining import (
     teacher_pairs,
     with_teacher_labels,
 )
-from reranker.model_checks import loading_model
-from reranker.model_paths import resolve_model
+from reranker.model_paths import loading_model, resolve_model
 from reranker.nearest import corpus_index
 from reranker.outputs import atomic_output, write_frames, write_json
-from reranker.params import load_params
+from reranker.params import load_sections
 
 
 def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
@@ -114,7 +113,7 @@ def main() -> None:
     for name in ("split_dir", "embeddings_dir", "out_dir", "metrics", "emissions"):
         parser.add_argument(name, type=Path)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections("download", "mine", "train", "tokenize", "emissions")
     started = time.perf_counter()
     train = pd.read_parquet(args.split_dir / "train.parquet")
     dev = pd.read_parquet(args.split_dir / "dev.parquet")

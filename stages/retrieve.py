@@ -14,7 +14,7 @@ from reranker.evaluation.candidates import candidates_from_run, write_set
 from reranker.evaluation.collections import load_collection
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run
 from reranker.outputs import atomic_output
-from reranker.params import load_params
+from reranker.params import load_sections
 from reranker.paths import outside_path
 
 
@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir", type=Path)
     out_dir = parser.parse_args().out_dir
-    params = load_params()
+    params = load_sections("evaluate", "embed")
 
     with atomic_output(out_dir) as partial:
         partial.mkdir()

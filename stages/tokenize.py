@@ -12,10 +12,9 @@ import numpy as np
 from transformers import AutoTokenizer
 
 from reranker.errors import entrypoint
-from reranker.model_checks import loading_model
-from reranker.model_paths import resolve_model
+from reranker.model_paths import loading_model, resolve_model
 from reranker.outputs import atomic_output, write_json
-from reranker.params import load_params
+from reranker.params import load_sections
 from reranker.token_ids import PairEncoder
 from reranker.tokenizing import TokenCounts, write_token_ids
 
@@ -27,7 +26,7 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("metrics", type=Path)
     args = parser.parse_args()
-    params = load_params()
+    params = load_sections("tokenize", "train")
     max_length = params.tokenize.max_length
 
     # 1. The base model's tokenizer; texts are tokenized without special tokens (PairEncoder adds them per pair)

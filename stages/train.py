@@ -18,22 +18,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from datasets import Dataset
-from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 from transformers import set_seed
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
-from reranker.batching import LengthGroupedTrainer
 from reranker.checkpoints import fingerprint, last_complete_checkpoint
-from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.emissions import track_emissions
 from reranker.errors import entrypoint
 from reranker.evaluation.evaluators import build_evaluators
-from reranker.launch import check_precision, relaunch_under_torchrun
-from reranker.losses import build_loss, class_ids, loss_config
+from reranker.launch import relaunch_under_torchrun
+from reranker.losses import loss_config
 from reranker.outputs import atomic_output, write_json
-from reranker.params import load_params
-from reranker.training_args import check_training_steps, training_arguments
+from reranker.params import load_sections
+from reranker.run_length import check_training_steps
+from reranker.trainer import build_trainer
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
 
@@ -57,36 +56,24 @@ def main() -> None:
                  "emissions"):
         parser.add_argument(name, type=Path)
     paths = parser.parse_args()
-    params = load_params()
+    params = load_sections("train", "tokenize", "evaluate", "emissions")
     train = params.train
-    check_precision(train.args)
-    # Before any work: the steps this run takes on its data (a run of no steps, intervals beyond its end)
-    check_training_steps(train.args, pq.read_metadata(paths.tokenize_dir / "train.parquet").num_rows,
-                         train.num_processes)
-    relaunch_under_torchrun(train.num_processes, "stages.train")
     # The training arguments set up the (distributed) state, so they come first. Without a GPU, a torchrun
     # launch is DDP only when they are told to use the CPU, and transformers 5 takes the rank as an argument.
     launched = {"use_cpu": train.args.get("use_cpu", not torch.cuda.is_available()),
                 "local_rank": int(os.environ.get("LOCAL_RANK", -1))}
     # Each construction resets the shared distributed state: the defaults (for the card) first, then the real one
     defaults = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none", **launched).to_dict()
-    args = training_arguments(train.args, str(paths.checkpoints), report_to="none", **launched)  # errors: one line
+    args = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none", **launched, **train.args)
+    # Before any work: the steps this run takes on its data (a run of no steps, intervals beyond its end)
+    check_training_steps(args, pq.read_metadata(paths.tokenize_dir / "train.parquet").num_rows, train.num_processes)
+    relaunch_under_torchrun(train.num_processes, "stages.train")
     main_process, processes = args.process_index == 0, args.world_size  # rank 0 alone writes outputs
 
-    # 1. Model: the base model with a fresh score head (unless it has one); it takes token ids as well as text
+    # 1.-2. Data: the token ids, in the column order the loss reads; the dev pairs when the dev loss is logged
     set_seed(train.args.get("seed", 42))
-    model = load_cross_encoder(train, params.tokenize.max_length, TokenIdCrossEncoder, config=train.config_kwargs)
-
-    # 2. Data: the token ids, in the column order the loss reads; the dev pairs when the dev loss is logged
     train_dataset = Dataset.from_parquet(str(paths.tokenize_dir / "train.parquet"))
     eval_dataset = Dataset.from_parquet(str(paths.tokenize_dir / "dev_pairs.parquet")) if train.eval_loss else None
-    if train.loss == "CrossEntropyLoss":
-        train_dataset = class_ids(train_dataset, train.num_labels)
-        if eval_dataset is not None:
-            eval_dataset = class_ids(eval_dataset, train.num_labels)
-
-    # 3. Loss, named in params
-    loss = build_loss(model, train.loss, train.loss_args)
 
     # 4. Evaluators named in train.evaluators, as the evaluate stage builds them
     evaluators = list(build_evaluators(params.evaluate, paths.mine_dir, train.evaluators).values())
@@ -109,12 +96,10 @@ def main() -> None:
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
         callbacks.append(DVCLiveCallback(live=live, log_model=None))
-    # train.group_by_length: batches of similar length pad less (reranker/batching.py)
-    trainer_class = LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
-    trainer = trainer_class(
-        model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
-        evaluator=evaluators or None, callbacks=callbacks,
-    )
+    # 1., 3., 5. Model, loss and trainer, as every recipe builds them (reranker/trainer.py)
+    trainer = build_trainer(train, params.tokenize.max_length, args, train_dataset, eval_dataset=eval_dataset,
+                            evaluators=evaluators, callbacks=callbacks)
+    model, loss = trainer.model, trainer.loss
     if resume_from:
         print(f"train: resuming from {resume_from}")
     started = time.perf_counter()

@@ -96,9 +96,10 @@ def dvc(repo: Path, *args: str, check: bool = True, timeout: float = COMMAND_TIM
     return run(repo, sys.executable, "-m", "dvc", *args, check=check, timeout=timeout)
 
 
-def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False) -> Path:
+def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False, tiny: bool = True) -> Path:
     """Without hydra, params.yaml is the tiny params and `dvc exp run -S` edits it; with hydra, DVC composes
-    params.yaml from conf/ at each `dvc exp run`, as in the project, and ../shared resolves as in a checkout."""
+    params.yaml from conf/ at each `dvc exp run`, as in the project, and ../shared resolves as in a checkout.
+    With tiny=False, params.yaml is the repository's own, as a user's clone has it."""
     path.mkdir(parents=True)
     for name in PROJECT_FILES:
         source = ROOT / name
@@ -107,7 +108,7 @@ def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False) ->
         elif source.exists():
             shutil.copy(source, path / name)
     (path / ".gitignore").write_text("/data/\n__pycache__/\n")
-    if not hydra:
+    if not hydra and tiny:
         compose_and_dump(str(path / "params.yaml"), str(ROOT / "conf"), None, "config", "", [f"recipe={TINY_RECIPE}"])
         set_params(path, {**TINY_PARAMS, **(overrides or {})})
     elif not (path.parent / "shared").exists():

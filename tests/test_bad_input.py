@@ -21,6 +21,10 @@ def repo(tmp_path):
 
 
 def download(repo):
+    """The check stage, then download, as `dvc repro` runs them: the first failure is the result."""
+    checked = run(repo, sys.executable, "-m", "stages.check", "data/check", check=False)
+    if checked.returncode != 0:
+        return checked
     return run(repo, sys.executable, "-m", "stages.download", "data/download", check=False)
 
 
@@ -90,10 +94,7 @@ def test_bf16_without_a_gpu_that_has_it(repo):
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         pytest.skip("this machine has bf16")
     set_params(repo, {"train.args.bf16": True})
-    result = run(repo, sys.executable, "-m", "stages.train", "data/tokenize", "data/mine",
-                 "data/checkpoints", "data/model", "data/train/log.json", "metrics/train.json", "dvclive/train",
-                 "emissions/train.json", check=False)
-    assert_clean_failure(result, repo, "data/model", "train.args.bf16", "bf16=false")
+    assert_clean_failure(download(repo), repo, "data/download", "train.args.bf16", "bf16=false")
 
 
 # Broken data files of every supported format, fed to the download stage in one repository (a failing run leaves
@@ -258,7 +259,7 @@ def not_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
     (tmp_path / "junk" / "config.json").write_text("{this is not json")
     (tmp_path / "file.bin").write_bytes(b"weights?")
     return {"empty folder": (str(tmp_path / "empty"), "no config.json (it is empty)"),
-            "junk config.json": (str(tmp_path / "junk"), "config.json is not valid JSON"),
+            "junk config.json": (str(tmp_path / "junk"), "is not a valid JSON file"),
             "a file": (str(tmp_path / "file.bin"), "is a file, not a model folder")}
 
 
@@ -266,12 +267,12 @@ def not_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
 def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, monkeypatch, key):
     from conftest import ROOT
     from reranker.errors import PipelineError
-    from reranker.params import load_params
+    from reranker.checks.params import check_params
 
     monkeypatch.chdir(ROOT)
     for name, (value, words) in not_models(tmp_path).items():
         with pytest.raises(PipelineError) as error:
-            load_params(params_with(tmp_path, model_override(key, value)))
+            check_params(params_with(tmp_path, model_override(key, value)))
         message = str(error.value)
         assert "\n" not in message and f"{key} '{value}'" in message and words in message, (name, message)
 
@@ -279,7 +280,7 @@ def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, mo
 def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
     from reranker.errors import PipelineError
-    from reranker.params import load_params
+    from reranker.checks.params import check_params
 
     monkeypatch.chdir(ROOT)
     config = json.loads((minilm_folder() / "config.json").read_text())
@@ -287,11 +288,11 @@ def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypa
     header = json.dumps({"w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}).encode()
     cases = {
         "unknown model_type": ("train.base_model", model_like(tmp_path / "m1", replace={
-            "config.json": json.dumps({**config, "model_type": "no-such-type"}).encode()}), "does not know"),
+            "config.json": json.dumps({**config, "model_type": "no-such-type"}).encode()}), "does not recognize this architecture"),
         "no tokenizer": ("embed.model", model_like(tmp_path / "m2", drop=("tokenizer.json", "vocab.txt")),
                          "has no tokenizer files"),
         "corrupt tokenizer.json": ("train.base_model", model_like(tmp_path / "m3", replace={
-            "tokenizer.json": b'{"version": "1.0", "model": {"type": "Nope"}}'}), "tokenizer.json does not load"),
+            "tokenizer.json": b'{"version": "1.0", "model": {"type": "Nope"}}'}), "tokenizer does not load with transformers"),
         "truncated weights": ("train.base_model", model_like(tmp_path / "m4", replace={
             "model.safetensors": len(header).to_bytes(8, "little") + header + b"\0" * 10}), "is truncated"),
         "no weights": ("embed.model", model_like(tmp_path / "m5", drop=("model.safetensors",)), "has no weights"),
@@ -308,11 +309,11 @@ def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for name, (key, value, words) in cases.items():
         with pytest.raises(PipelineError) as error:
-            load_params(params_with(tmp_path, model_override(key, str(value))))
+            check_params(params_with(tmp_path, model_override(key, str(value))))
         message = str(error.value)
         assert "\n" not in message and key in message and words in message, (name, message)
     with pytest.raises(PipelineError, match=r"tokenize.max_length 600 is beyond .* \(512 positions"):
-        load_params(params_with(tmp_path, {"tokenize.max_length": 600}))
+        check_params(params_with(tmp_path, {"tokenize.max_length": 600}))
 
 
 def test_bad_model_fails_the_first_stage_before_it_works(repo, tmp_path):
@@ -346,23 +347,23 @@ BAD_EVALUATION = {
 def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch, case):
     from conftest import ROOT
     from reranker.errors import PipelineError
-    from reranker.params import load_params
+    from reranker.checks.params import check_params
 
     monkeypatch.chdir(ROOT)
     overrides, words = BAD_EVALUATION[case]
     with pytest.raises(PipelineError) as error:
-        load_params(params_with(tmp_path, overrides))
+        check_params(params_with(tmp_path, overrides))
     assert "\n" not in str(error.value) and all(word in str(error.value) for word in words), str(error.value)
 
 
 def test_approximate_index_without_faiss_search_is_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
     from reranker.errors import PipelineError
-    from reranker.params import load_params
+    from reranker.checks.params import check_params
 
     monkeypatch.chdir(ROOT)
     with pytest.raises(PipelineError) as error:
-        load_params(params_with(tmp_path, {"mine.faiss_index": "IVF64,Flat", "mine.use_faiss": False}))
+        check_params(params_with(tmp_path, {"mine.faiss_index": "IVF64,Flat", "mine.use_faiss": False}))
     assert "\n" not in str(error.value) and "mine.use_faiss: true" in str(error.value), str(error.value)
 
 

@@ -15,7 +15,8 @@ import ir_measures
 import pytest
 
 from reranker.errors import PipelineError
-from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, check_collection_source, load_collection
+from reranker.checks.collections import check_collection_source
+from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run, write_trec_run
 from reranker.paths import outside_path
 
@@ -241,7 +242,7 @@ def test_bad_source(source, split, words):
 def test_check_collection_source_is_cheap():
     script = (
         "import sys, time\n"
-        "from reranker.evaluation.collections import check_collection_source\n"
+        "from reranker.checks.collections import check_collection_source\n"
         "start = time.perf_counter()\n"
         f"check_collection_source('climatefever', {str(NANO)!r}, 'climatefever', None)\n"
         f"check_collection_source('wikiqa', {str(WIKIQA)!r}, 'test', None)\n"

@@ -15,6 +15,7 @@ from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.errors import PipelineError
 from reranker.losses import build_loss
 from reranker.model_paths import resolve_model
+from reranker.checks.params import check_params
 from reranker.params import load_params
 from reranker.token_ids import PairEncoder
 from reranker.tokenizing import TokenCounts, write_token_ids
@@ -180,14 +181,14 @@ def test_params_errors_name_the_key_and_the_fix(tmp_path, edit, message):
     assert edit[0] in text
     (tmp_path / "params.yaml").write_text(text.replace(edit[0], edit[1], 1))
     with pytest.raises(PipelineError, match=message) as error:
-        load_params(tmp_path / "params.yaml")
+        check_params(tmp_path / "params.yaml")
     assert "\n" not in str(error.value)
 
 
 def test_params_yaml_of_the_repository_is_valid():
     from conftest import ROOT
 
-    params = load_params(ROOT / "params.yaml")
+    params = check_params(ROOT / "params.yaml")
     assert params.train.loss == "MarginMSELoss" and params.mine.teacher.kind == "embedding"
 
 

@@ -11,9 +11,8 @@ Where a collection comes from (``source``):
 
 Example::
 
-    from reranker.evaluation.collections import check_collection_source, load_collection
+    from reranker.evaluation.collections import load_collection
 
-    check_collection_source("climatefever", "../shared/data/nano-local", "climatefever", None)  # cheap, no corpus read
     collection = load_collection("climatefever", "../shared/data/nano-local", split="climatefever")
     len(collection.corpus), len(collection.queries)  # (5240, 50)
 """
@@ -69,34 +68,6 @@ class Collection:
     qrels: dict[str, dict[str, int]]
 
 
-def check_collection_source(name: str, source: str, split: str = "test", qrels_source: str | None = None) -> None:
-    """The cheap checks of :func:`load_collection`, run when params load: the folder exists, its layout is BEIR or
-    NanoBEIR, and the qrels split (BEIR) or the collection (NanoBEIR) is there. Reads no corpus and imports no
-    ``datasets``; a hub id is not checked, as that needs the network.
-
-    Args:
-        name: The collection's name, for messages.
-        source: A BEIR folder, a NanoBEIR folder or a hub id (see the module docstring).
-        split: The qrels split (BEIR) or the collection (NanoBEIR: ``"climatefever"`` or ``"NanoClimateFEVER"``).
-        qrels_source: The hub dataset with the qrels of a BEIR hub collection; None otherwise.
-
-    Example::
-
-        check_collection_source("wikiqa", "../shared/data/beir/wikiqa-dev", "test", None)
-    """
-    layout, path = _locate(name, source)
-    if layout == "hub":
-        return
-    _no_hub_options(name, source, qrels_source, None)
-    if layout == "beir":
-        _require_file(name, source, path, "queries.jsonl")
-        _qrels_file(name, source, path, split)
-    else:
-        configs = _readme_configs(name, source, path)
-        for config in NANOBEIR_CONFIGS:
-            _nanobeir_split(name, source, split, configs[config], config)
-
-
 def load_collection(
     name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
 ) -> Collection:
@@ -123,29 +94,29 @@ def load_collection(
         collection = load_collection("scifact", "BeIR/scifact", "test", qrels_source="BeIR/scifact-qrels")
         collection = load_collection("scifact", "mteb/scifact", "test", qrels_source="mteb/scifact")  # qrels: default
     """
-    layout, path = _locate(name, source)
+    layout, path = locate(name, source)
     if layout == "beir":
-        _no_hub_options(name, source, qrels_source, revision)
-        qrels_path = _qrels_file(name, source, path, split)
+        no_hub_options(name, source, qrels_source, revision)
+        qrels_path = qrels_file(name, source, path, split)
         corpus = _read_jsonl(name, source, path, "corpus.jsonl")
         queries = _read_jsonl(name, source, path, "queries.jsonl")
         qrels_where = os.path.join(source, "qrels", f"{split}.tsv")
         judgments = _read_qrels_tsv(name, qrels_where, qrels_path)
     else:
         if layout == "nanobeir":
-            _no_hub_options(name, source, qrels_source, revision)
+            no_hub_options(name, source, qrels_source, revision)
         # A local NanoBEIR folder goes through load_dataset exactly as a hub id does, so that the hub code runs here
         corpus, queries, judgments, qrels_where = _load_with_datasets(name, path, split, qrels_source, revision)
     return _assemble(name, qrels_where, corpus, queries, judgments)
 
 
-def _locate(name: str, source: str) -> tuple[str, str]:
+def locate(name: str, source: str) -> tuple[str, str]:
     """Return the layout ("beir", "nanobeir" or "hub") and the resolved path (the id itself for a hub id)."""
     path = os.path.expanduser(outside_path(source))
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "corpus.jsonl")):
             return "beir", path
-        if os.path.isfile(os.path.join(path, "README.md")) and _readme_configs(name, source, path, required=False):
+        if os.path.isfile(os.path.join(path, "README.md")) and readme_configs(name, source, path, required=False):
             return "nanobeir", path
         if os.path.exists(os.path.join(path, "queries.jsonl")) or os.path.isdir(os.path.join(path, "qrels")):
             raise PipelineError(f"collection {name!r}: folder {source!r} has no corpus.jsonl; a BEIR folder needs "
@@ -162,7 +133,7 @@ def _locate(name: str, source: str) -> tuple[str, str]:
     return "hub", source
 
 
-def _no_hub_options(name: str, source: str, qrels_source: str | None, revision: str | None) -> None:
+def no_hub_options(name: str, source: str, qrels_source: str | None, revision: str | None) -> None:
     # Silently ignoring these would suggest a pinned or separate qrels source that is not used
     if qrels_source is not None:
         raise PipelineError(f"collection {name!r}: qrels_source is for BEIR collections on the hub, and {source!r} is "
@@ -172,7 +143,7 @@ def _no_hub_options(name: str, source: str, qrels_source: str | None, revision: 
                             "remove revision")
 
 
-def _require_file(name: str, source: str, path: str, filename: str) -> str:
+def require_file(name: str, source: str, path: str, filename: str) -> str:
     file_path = os.path.join(path, filename)
     if not os.path.isfile(file_path):
         raise PipelineError(f"collection {name!r}: folder {source!r} has no {filename}; a BEIR folder needs "
@@ -180,7 +151,7 @@ def _require_file(name: str, source: str, path: str, filename: str) -> str:
     return file_path
 
 
-def _qrels_file(name: str, source: str, path: str, split: str) -> str:
+def qrels_file(name: str, source: str, path: str, split: str) -> str:
     qrels_folder = os.path.join(path, "qrels")
     if not os.path.isdir(qrels_folder):
         raise PipelineError(f"collection {name!r}: folder {source!r} has no qrels/ folder; add qrels/{split}.tsv "
@@ -196,7 +167,7 @@ def _qrels_file(name: str, source: str, path: str, split: str) -> str:
     return file_path
 
 
-def _readme_configs(name: str, source: str, path: str, required: bool = True) -> dict[str, list[str]]:
+def readme_configs(name: str, source: str, path: str, required: bool = True) -> dict[str, list[str]]:
     """The splits of each config declared in the YAML header of a datasets README.md, as `load_dataset` reads it.
     With ``required``, the configs of a NanoBEIR collection must all be there."""
     try:
@@ -233,7 +204,7 @@ def _split_names(data_files: Any) -> list[str]:
     return ["train"] if data_files else []
 
 
-def _nanobeir_split(name: str, source: str, split: str, available: list[str], config: str = "corpus") -> str:
+def nanobeir_split(name: str, source: str, split: str, available: list[str], config: str = "corpus") -> str:
     """The split that ``split`` names: itself, or the NanoBEIR split of a short name such as ``climatefever``."""
     if split in available:
         return split
@@ -252,7 +223,7 @@ def _read_jsonl(name: str, source: str, path: str, filename: str) -> dict[str, s
     where = os.path.join(source, filename)
     texts: dict[str, str] = {}
     try:
-        with open(_require_file(name, source, path, filename), encoding="utf-8") as lines:
+        with open(require_file(name, source, path, filename), encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
                     continue
@@ -318,7 +289,7 @@ def _load_with_datasets(
     ``qrels_source`` is given, through `datasets.load_dataset`; also where the judgments came from."""
     if qrels_source is None:
         # NanoBEIR: corpus, queries and qrels configs, one split per collection (NanoClimateFEVER)
-        split_name = _nanobeir_split(name, source, split, _hub_split_names(name, source, "corpus", revision))
+        split_name = nanobeir_split(name, source, split, _hub_split_names(name, source, "corpus", revision))
         corpus_rows = _load_subset(name, source, "corpus", split_name, revision)
         query_rows = _load_subset(name, source, "queries", split_name, revision)
         qrels_rows = _load_subset(name, source, "qrels", split_name, revision)

@@ -1,12 +1,10 @@
-"""Is a model param a model of the kind its stage needs? Checked when params load, from the model's small files
-only (config.json, the tokenizer files, the weights' headers), without torch: a folder that is not a model, a
-config transformers cannot read, a missing or corrupt tokenizer, truncated weights, a teacher without a score head,
-or a `tokenize.max_length` beyond what the model can embed each fail in one line. `loading_model` turns what a
-loader still finds (a hub id that cannot be fetched) into one line as well."""
+"""Is a model param a model of the kind its stage needs? The check stage loads its config and tokenizer with
+transformers (AutoConfig, AutoTokenizer: the library decides what it can read) and reads its weights' headers, no
+weights loaded: a folder that is not a model, a config or tokenizer the library refuses, truncated weights, a
+teacher without a score head, or a `tokenize.max_length` beyond what the model can embed each fail in one line."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -17,7 +15,6 @@ from pathlib import Path
 
 from reranker.errors import PipelineError
 from reranker.model_paths import resolve_model
-from reranker.training_args import cached_per_version
 
 # Model types whose position ids start after the padding index (RoBERTa's create_position_ids_from_input_ids), so
 # that pad_token_id + 1 of max_position_embeddings are never used for tokens
@@ -28,15 +25,6 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
                 "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
 ROLES = {"embedding": "an embedding model", "base": "a base model to train", "teacher": "a trained cross-encoder"}
-
-
-def known_model_types() -> list[str]:
-    """The `model_type`s the installed transformers' AutoConfig reads (cached per version: the import is slow)."""
-    def compute():
-        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-
-        return sorted(CONFIG_MAPPING_NAMES)
-    return cached_per_version("model-types", compute)
 
 
 def offline() -> bool:
@@ -109,9 +97,16 @@ def check_model(spec: str, key: str, role: str, trust_remote_code: bool = False,
         raise PipelineError(f"{name} is a file, not a model folder; give the folder that holds its config.json "
                             "(a folder saved with save_pretrained), a hub id or pkg:MODULE")
     model_folder = transformer_folder(folder, name)
-    config = read_config(model_folder, name)
-    check_model_type(config, resolved, name, key, trust_remote_code)
-    check_tokenizer(model_folder, name)
+    if not (model_folder / "config.json").is_file():
+        entries = sorted(p.name for p in model_folder.iterdir())[:6] if model_folder.is_dir() else []
+        has = f"it has {', '.join(entries)}" if entries else "it is empty"
+        raise PipelineError(f"{name} is not a model folder: no config.json ({has}); give a folder saved with "
+                            "save_pretrained, a hub id or pkg:MODULE")
+    config = load_config(str(model_folder), name, key, trust_remote_code)
+    if not any((model_folder / file).is_file() for file in TOKENIZER_FILES):
+        raise PipelineError(f"{name} has no tokenizer files (one of {', '.join(TOKENIZER_FILES[:4])}...); save the "
+                            "tokenizer with the model (tokenizer.save_pretrained)")
+    load_tokenizer(str(model_folder), name, trust_remote_code)
     check_weights(model_folder, name)
     architectures = [a for a in config.get("architectures") or [] if isinstance(a, str)]
     head = any(a.endswith("ForSequenceClassification") for a in architectures)
@@ -135,6 +130,41 @@ def check_model(spec: str, key: str, role: str, trust_remote_code: bool = False,
                                 f"); set tokenize.max_length to {limit} or less")
 
 
+@functools.lru_cache(maxsize=16)
+def load_config(folder: str, name: str, key: str, trust_remote_code: bool) -> dict:
+    """The model's config as AutoConfig reads it (a known model_type, valid JSON, its own code only when trusted);
+    the library's refusal is one line."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code).to_dict()
+    except Exception as error:  # transformers raises ValueError, KeyError, OSError... by cause
+        text, custom_code = first_sentence(error), "trust_remote_code" in str(error)
+        fix = ("set train.trust_remote_code: true if you trust it" if key == "train.base_model"
+               else "name a model that transformers has built in") if custom_code else \
+            "restore the model's config.json, or upgrade transformers"
+        raise PipelineError(f"{name}: its config.json does not load with transformers ({text}); {fix}") from None
+
+
+@functools.lru_cache(maxsize=16)
+def load_tokenizer(folder: str, name: str, trust_remote_code: bool) -> None:
+    """AutoTokenizer loads the tokenizer files as the stages will; its refusal is one line."""
+    from transformers import AutoTokenizer
+
+    try:
+        AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as error:  # the tokenizers library raises plain Exception for a corrupt tokenizer.json
+        text = first_sentence(error)
+        raise PipelineError(f"{name}: its tokenizer does not load with transformers ({text}); restore the "
+                            "tokenizer files") from None
+
+
+def first_sentence(error: Exception) -> str:
+    """The library's message, one line, up to its first full stop (its advice on what to run follows)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text.split(". ")[0].rstrip(".")[:300]
+
+
 def transformer_folder(folder: Path, name: str) -> Path:
     """The folder of the transformers model: the model folder itself, or a Sentence Transformers model's
     Transformer module folder (modules.json)."""
@@ -148,81 +178,6 @@ def transformer_folder(folder: Path, name: str) -> Path:
                                 "remove it") from None
         return folder / path
     return folder
-
-
-def read_config(folder: Path, name: str) -> dict:
-    config_file = folder / "config.json"
-    if not config_file.is_file():
-        try:
-            entries = sorted(p.name for p in folder.iterdir())[:6]
-        except OSError:
-            entries = []
-        has = f"it has {', '.join(entries)}" if entries else "it is empty"
-        raise PipelineError(f"{name} is not a model folder: no config.json ({has}); give a folder saved with "
-                            "save_pretrained, a hub id or pkg:MODULE")
-    try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{name}: its config.json is not valid JSON ({error}); restore the model's "
-                            "config.json") from None
-    if not isinstance(config, dict):
-        raise PipelineError(f"{name}: its config.json holds a {type(config).__name__}, not a model configuration; "
-                            "restore the model's config.json")
-    return config
-
-
-def check_model_type(config: dict, resolved: str, name: str, key: str, trust_remote_code: bool) -> None:
-    """As AutoConfig decides: a known model_type, or, without one, a known type in the model's path; a model of
-    its own code (auto_map) only with trust_remote_code."""
-    known = known_model_types()
-    model_type = config.get("model_type")
-    if model_type is None:
-        if any(t in resolved for t in sorted(known, key=len, reverse=True)):
-            return
-        raise PipelineError(f"{name}: its config.json names no model_type, so transformers cannot tell what model "
-                            "it is; restore the model's config.json")
-    if not isinstance(model_type, str) or model_type not in known:
-        if isinstance(config.get("auto_map"), dict) and "AutoConfig" in config["auto_map"]:
-            if trust_remote_code and key == "train.base_model":
-                return
-            fix = ("set train.trust_remote_code: true if you trust it" if key == "train.base_model"
-                   else "name a model that transformers has built in")
-            raise PipelineError(f"{name} runs its own code (model_type {model_type!r}, auto_map in config.json); "
-                                f"{fix}")
-        from importlib.metadata import version
-
-        raise PipelineError(f"{name}: its config.json has model_type {model_type!r}, which transformers "
-                            f"{version('transformers')} does not know; fix config.json or upgrade transformers")
-    if not isinstance(config.get("max_position_embeddings", 0), int):
-        raise PipelineError(f"{name}: its config.json's max_position_embeddings is "
-                            f"{config['max_position_embeddings']!r}, not a number; restore the model's config.json")
-
-
-def check_tokenizer(folder: Path, name: str) -> None:
-    """A tokenizer's files are there and load: tokenizer.json with the tokenizers library, the JSON ones parse."""
-    present = [f for f in TOKENIZER_FILES if (folder / f).is_file()]
-    if not present:
-        raise PipelineError(f"{name} has no tokenizer files (one of {', '.join(TOKENIZER_FILES[:4])}...); save the "
-                            "tokenizer with the model (tokenizer.save_pretrained)")
-    for file in ("tokenizer_config.json", "special_tokens_map.json", "vocab.json"):
-        if (folder / file).is_file():
-            try:
-                json.loads((folder / file).read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError) as error:
-                raise PipelineError(f"{name}: its {file} is not valid JSON ({error}); restore the tokenizer "
-                                    "files") from None
-    if "tokenizer.json" in present:
-        from tokenizers import Tokenizer
-
-        try:
-            Tokenizer.from_file(str(folder / "tokenizer.json"))
-        except Exception as error:  # the Rust library's own error, of no more specific type
-            text = " ".join(str(error).split())[:200]
-            raise PipelineError(f"{name}: its tokenizer.json does not load ({text}); restore the tokenizer "
-                                "files") from None
-    for file in ("vocab.txt", *(f for f in present if f.endswith("model"))):
-        if (folder / file).is_file() and (folder / file).stat().st_size == 0:
-            raise PipelineError(f"{name}: its {file} is empty; restore the tokenizer files")
 
 
 def check_weights(folder: Path, name: str) -> None:
@@ -275,23 +230,3 @@ def usable_positions(config: dict) -> int | None:
         pad = config.get("pad_token_id")
         return positions - ((pad if isinstance(pad, int) else 1) + 1)
     return positions
-
-
-@contextlib.contextmanager
-def loading_model(key: str, spec: str):
-    """Loading the model of params key `key`: what the loader still finds (a hub id that cannot be fetched, a
-    file the cheap checks could not see into) is one line naming the key.
-
-    Example::
-
-        with loading_model("embed.model", params.embed.model):
-            model = SentenceTransformer(resolve_model(params.embed.model))
-    """
-    try:
-        yield
-    except PipelineError:
-        raise
-    except (OSError, ValueError) as error:
-        text = " ".join(str(error).split())[:300] or type(error).__name__
-        raise PipelineError(f"{key} '{spec}' could not be loaded ({type(error).__name__}: {text}); check the hub "
-                            "id, the network (HF_HUB_OFFLINE) or the model folder") from None

@@ -1,0 +1,126 @@
+"""The check stage: every check runs first and in seconds, and a change to the checks reruns no stage that does
+work. The checks keep only the rules the libraries do not enforce themselves; each is held against the library."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, SHARED_DATA, dvc, run, set_params
+from reranker.checks.params import check_params
+from reranker.errors import PipelineError
+
+VALIDATION_MODULES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "reranker/checks").glob("*.py")
+                            if path.name != "__init__.py") + ["stages/check.py"]
+BASE_ARGS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["args"]
+
+# Values CrossEncoderTrainingArguments takes but cannot train with: the checks refuse them, and the library must
+# still accept each (else the library enforces the rule itself and the check's copy should go).
+KEPT_RULES = [
+    {"learning_rate": 0.0}, {"learning_rate": math.nan}, {"per_device_train_batch_size": 0},
+    {"gradient_accumulation_steps": 0}, {"num_train_epochs": -1.0}, {"weight_decay": -0.1}, {"adam_beta1": 1.5},
+    {"seed": -1}, {"seed": 2**40}, {"max_steps": 0}, {"max_steps": -5}, {"num_train_epochs": 0.0},
+    {"warmup_steps": 2.5}, {"warmup_ratio": 2.0}, {"warmup_ratio": 0.1, "warmup_steps": 5},
+    {"save_strategy": "best", "eval_strategy": "no", "load_best_model_at_end": False},
+]
+
+
+@pytest.mark.parametrize("values", KEPT_RULES, ids=lambda values: ",".join(f"{k}={v}" for k, v in values.items()))
+def test_each_kept_training_rule_is_one_the_library_does_not_enforce(values):
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    from reranker.checks.training import check_training_args
+
+    args = {**BASE_ARGS, "load_best_model_at_end": False, **values}
+    with tempfile.TemporaryDirectory() as folder:
+        CrossEncoderTrainingArguments(output_dir=folder, report_to="none", use_cpu=True, **args)  # the library: ok
+    with pytest.raises(PipelineError) as error:
+        check_training_args(args)
+    assert "\n" not in str(error.value) and f"train.args.{next(iter(values))}" in str(error.value), str(error.value)
+
+
+@pytest.mark.parametrize("lines, words", [
+    ("Q1 Q0 D1 1 2.5\n", ["line 1 has 5 fields", "qid Q0 docid rank score tag"]),
+    ("no-such-query Q0 D1 1 2.5 bm25\n", ["names 1 queries not in collection"]),
+    ("{query} Q0 no-such-doc 1 2.5 bm25\n", ["names 1 documents not in collection"]),
+])
+def test_a_bad_run_file_fails_the_check_before_any_stage_works(tmp_path, monkeypatch, lines, words):
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is absent: this test reads its ClimateFEVER collection")
+    source = SHARED_DATA / "beir/climatefever-nano"
+    query = json.loads((source / "queries.jsonl").read_text().splitlines()[0])["_id"]
+    (tmp_path / "run.trec").write_text(lines.format(query=query))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["evaluate"]["collections"] = [{"name": "cf", "source": str(source), "first_stage": "run_file",
+                                          "run_file": str(tmp_path / "run.trec"), "k": 10}]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(PipelineError) as error:
+        check_params(tmp_path / "params.yaml")
+    message = str(error.value)
+    assert "\n" not in message and "evaluate.collections[0]" in message, message
+    assert all(word in message for word in words), message
+
+
+def test_rerank_check_prints_json_and_exits_1_on_bad_params(tmp_path):
+    good = run(ROOT, sys.executable, "-m", "reranker.cli", "check", "--json")
+    assert json.loads(good.stdout) == {"params": "params.yaml", "ok": True, "recipe": "sample-distill-minilm-l6"}
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("    learning_rate:", "    learnig_rate:"))
+    bad = run(ROOT, sys.executable, "-m", "reranker.cli", "check", str(tmp_path / "params.yaml"), "--json",
+              check=False)
+    assert bad.returncode == 1 and not json.loads(bad.stdout)["ok"]
+    assert "Did you mean 'learning_rate'" in json.loads(bad.stdout)["error"]
+    plain = run(ROOT, sys.executable, "-m", "reranker.cli", "check", str(tmp_path / "params.yaml"), check=False)
+    assert plain.returncode == 1 and plain.stderr.strip().startswith("error: ") and "\n" not in plain.stderr.strip()
+
+
+@pytest.mark.e2e
+def test_a_change_to_any_check_reruns_only_the_check_stage(reproduced, tmp_path):
+    """Each validation module edited in turn (a reworded message): `dvc status` names the check stage alone, and
+    `dvc repro` reruns it and nothing else."""
+    repo = tmp_path / "repo"
+    shutil.copytree(reproduced, repo, symlinks=True)
+    assert "up to date" in dvc(repo, "status").stdout
+    for module in VALIDATION_MODULES:
+        path = repo / module
+        text = path.read_text()
+        path.write_text(text.replace("; ", "; please ", 1) + "\n# an added check's comment\n")
+        status = dvc(repo, "status", "--json").stdout
+        assert set(json.loads(status)) == {"check"}, (module, status)
+        path.write_text(text)
+    (repo / VALIDATION_MODULES[0]).write_text((repo / VALIDATION_MODULES[0]).read_text() + "\n# reworded\n")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    started = time.perf_counter()
+    result = dvc(repo, "repro")
+    assert time.perf_counter() - started < 120
+    assert "Running stage 'check'" in result.stdout and result.stdout.count("Running stage") == 1, result.stdout
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {name: stage["outs"] for name, stage in after.items() if name != "check"} == {
+        name: stage["outs"] for name, stage in lock.items() if name != "check"}
+
+
+@pytest.mark.e2e
+def test_a_bad_run_file_stops_dvc_repro_in_seconds_before_training(reproduced, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(reproduced, repo, symlinks=True)
+    (repo / "bad.trec").write_text("Q1 Q0 D1 1\n")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    collection = {**params["evaluate"]["collections"][0], "first_stage": "run_file",
+                  "run_file": str(repo / "bad.trec")}
+    set_params(repo, {"evaluate.collections": [collection], "train.args.learning_rate": 1e-4})
+    lock = (repo / "dvc.lock").read_text()
+    started = time.perf_counter()
+    result = dvc(repo, "repro", check=False)
+    assert result.returncode != 0 and time.perf_counter() - started < 60
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "line 1 has 4 fields" in errors[0], result.stdout + result.stderr
+    assert "Running stage 'train'" not in result.stdout
+    assert (repo / "dvc.lock").read_text() == lock
