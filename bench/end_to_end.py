@@ -1,6 +1,6 @@
-"""End to end: the pipeline against the plain sentence-transformers script it replaces (issue 13's table).
+"""End to end: the pipeline against the plain sentence-transformers script it replaces.
 
-One recipe, run two ways in one session, one after the other:
+One recipe, run two ways, one after the other:
 
 - plain: ``bench/plain_script.py``, the script a user writes after the library's training examples (load pairs,
   ``mine_hard_negatives``, ``CrossEncoder`` + ``BinaryCrossEntropyLoss`` + ``CrossEncoderTrainer`` with text in
@@ -21,11 +21,11 @@ The pipeline evaluates only its dev set (``evaluate.collections=[]``, ``evaluate
 Where the two differ (by design; ``--pipeline-set`` can undo the first):
 - attention dropout: the pipeline trains with ``attention_probs_dropout_prob`` 0 (its default,
   ``train.config_kwargs``), the plain script with the model's 0.1;
-- the pipeline feeds token ids (identical tensors, see README) and its evaluate stages score each distinct pair
-  once, batched by length, and add TREC runs, per-query files, bootstrap intervals and a model card.
+- the pipeline feeds token ids (identical tensors, see docs/architecture.md) and its evaluate stages score each
+  distinct pair once, batched by length, and add TREC runs, per-query files, bootstrap intervals and a model card.
 
 It prints, as a Markdown table: each run's wall time, its training time (``trainer.train()`` alone, the plain
-script's own clock and the pipeline's ``metrics/train.json``), pipeline/plain ratios against issue 13's goals
+script's own clock and the pipeline's ``metrics/train.json``), pipeline/plain ratios against the pipeline's goals
 (cold <= 0.7x, learning-rate rerun <= 0.5x), the dev ndcg@10 of each (trained / untrained / retrieval), the
 pipeline's time per stage (from the timestamps of ``dvc exp run``'s "Running stage" lines) and its overhead (every
 stage but train, plus DVC's own work), and the load average at the start and the end. Runs are sequential, so
@@ -35,12 +35,11 @@ load from other jobs falls on them unevenly: read the load averages printed besi
     .venv/bin/python bench/end_to_end.py --questions 60 --dev-queries 10 --steps 3   # a check: 5 min at load 4-7
     .venv/bin/python bench/end_to_end.py --pipeline-set train.config_kwargs.attention_probs_dropout_prob=0.1
 
-Full size on 2 cores: issue 13 measured 576 s (plain), 594 s (pipeline cold) and 497 s (rerun) before the
-pipeline's speed work; under load from other jobs, expect up to twice that. With
-``--pipeline-set train.config_kwargs.attention_probs_dropout_prob=0.1`` the pipeline trains exactly as the plain
-script (checked at 3 steps: the same train loss and dev metrics to the 4th decimal). Logs (each line with its
-second) and outputs stay in ``--workdir`` (default a temporary folder, deleted after a successful run unless
-``--keep``).
+Measured figures, each with its date, machine and command: docs/benchmarks.md. Under load from other jobs, expect
+up to twice a quiet machine's times. With ``--pipeline-set train.config_kwargs.attention_probs_dropout_prob=0.1``
+the pipeline trains exactly as the plain script (checked at 3 steps: the same train loss and dev metrics to the
+4th decimal). Logs (each line with its second) and outputs stay in ``--workdir`` (default a temporary folder,
+deleted after a successful run unless ``--keep``).
 """
 
 from __future__ import annotations
@@ -132,7 +131,7 @@ def overrides(options, learning_rate: float) -> list[str]:
     repeat the recipe's own value, to show the correspondence."""
     steps = options.steps
     values = {
-        # BCE on mined pairs, as the plain script; the default recipe distils the embedding model since session 6
+        # BCE on mined pairs, as the plain script (the default recipe distils the embedding model instead)
         "recipe": "sample-bce-minilm-l6",
         "download.source": str(options.data.resolve()),
         "download.limit": options.questions + options.dev_queries,

@@ -1,6 +1,5 @@
 """How fast the evaluate stages score pairs: `CrossEncoder.predict` at several batch sizes on pairs of three
-lengths, beside the plain script's evaluator (CrossEncoderRerankingEvaluator, batch 32), in one process (issue 13,
-point 5).
+lengths, beside the plain script's evaluator (CrossEncoderRerankingEvaluator, batch 32), in one process.
 
 The evaluate stages score every candidate of a set in one `predict` call, which sorts the pairs by length and cuts
 them into `evaluate.batch_size` batches; so does the plain script's evaluator (sentence-transformers 5+ gathers every

@@ -1,7 +1,7 @@
 """Train a reranker on SQuAD pairs with plain sentence-transformers: the script a user writes without this pipeline.
 
 It follows the library's training examples (examples/cross_encoder/training/rerankers/training_gooaq_bce.py and
-ms_marco/training_ms_marco_bce.py) step by step, with the values of the pipeline's squad-pairs recipe (issue 13):
+ms_marco/training_ms_marco_bce.py) step by step, with the values bench/end_to_end.py gives the pipeline:
 (question, answer) pairs in, dev questions held out, hard negatives mined with the embedding model, a CrossEncoder
 trained with BinaryCrossEntropyLoss and CrossEncoderTrainer (text in, the library's defaults), the dev questions'
 top candidates reranked before and after training, the model saved.

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SHARED_DATA, dvc, make_repo, run, set_params
+from conftest import SHARED_DATA, dvc, make_repo, run, set_params, skip_without_shared
 
 
 @pytest.fixture
@@ -38,11 +38,13 @@ def assert_clean_failure(result, repo, output, *words):
     assert not list((repo / output).parent.glob(f".{(repo / output).name}.partial*"))
 
 
+@pytest.mark.e2e
 def test_missing_column(repo):
     set_params(repo, {"download.columns": {"query": "question", "document": "reply"}})
     assert_clean_failure(download(repo), repo, "data/download", "no column 'reply'", "download.columns.document")
 
 
+@pytest.mark.e2e
 def test_empty_data(repo):
     empty = pd.DataFrame({"question": pd.Series([], dtype=str), "answer": pd.Series([], dtype=str)})
     empty.to_parquet(repo / "empty.parquet")
@@ -50,6 +52,7 @@ def test_empty_data(repo):
     assert_clean_failure(download(repo), repo, "data/download", "no rows")
 
 
+@pytest.mark.e2e
 def test_label_that_is_not_a_number(repo):
     (repo / "labelled.csv").write_text("question,answer,label\nwhat?,that,yes\nwho?,them,no\nwhy?,so,yes\n")
     set_params(repo, {"download.source": "labelled.csv", "download.shape": "labelled_pairs", "download.dev_queries": 1,
@@ -57,6 +60,7 @@ def test_label_that_is_not_a_number(repo):
     assert_clean_failure(download(repo), repo, "data/download", "non-numeric values", "label")
 
 
+@pytest.mark.e2e
 def test_listwise_rows_with_fewer_labels_than_documents(repo):
     pd.DataFrame({"q": ["a?", "b?", "c?"], "docs": [["x", "y"], ["z"], ["u", "v"]], "rel": [[1, 0], [1], [1]]}
                  ).to_parquet(repo / "lists.parquet")
@@ -66,21 +70,25 @@ def test_listwise_rows_with_fewer_labels_than_documents(repo):
     assert_clean_failure(download(repo), repo, "data/download", "'docs'/'rel'", "as many numeric labels")
 
 
+@pytest.mark.e2e
 def test_source_that_does_not_exist(repo):
     set_params(repo, {"download.source": "./no/such/file.parquet"})
     assert_clean_failure(download(repo), repo, "data/download", "does not exist")
 
 
+@pytest.mark.e2e
 def test_unknown_params_key(repo):
     set_params(repo, {"download.limitt": 5})
     assert_clean_failure(download(repo), repo, "data/download", "unknown key 'download.limitt'", "limit")
 
 
+@pytest.mark.e2e
 def test_wrong_params_type(repo):
     set_params(repo, {"download.dev_queries": "ten"})
     assert_clean_failure(download(repo), repo, "data/download", "download.dev_queries")
 
 
+@pytest.mark.e2e
 def test_model_path_that_does_not_exist(repo):
     assert download(repo).returncode == 0
     set_params(repo, {"embed.model": "./models/missing"})
@@ -88,6 +96,7 @@ def test_model_path_that_does_not_exist(repo):
     assert_clean_failure(result, repo, "data/embeddings", "./models/missing", "does not exist")
 
 
+@pytest.mark.e2e
 def test_bf16_without_a_gpu_that_has_it(repo):
     import torch
 
@@ -187,6 +196,7 @@ def data_repo(tmp_path_factory):
     yield repo, (repo / "params.yaml").read_text()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", BROKEN_FILES)
 def test_broken_data_file_is_one_line_before_any_output(data_repo, case):
     repo, params = data_repo
@@ -316,6 +326,7 @@ def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypa
         check_params(params_with(tmp_path, {"tokenize.max_length": 600}))
 
 
+@pytest.mark.e2e
 def test_bad_model_fails_the_first_stage_before_it_works(repo, tmp_path):
     (tmp_path / "empty").mkdir()
     set_params(repo, {"train.base_model": str(tmp_path / "empty")})
@@ -351,6 +362,8 @@ def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch
 
     monkeypatch.chdir(ROOT)
     overrides, words = BAD_EVALUATION[case]
+    if str(SHARED_DATA) in str(overrides):
+        skip_without_shared()
     with pytest.raises(PipelineError) as error:
         check_params(params_with(tmp_path, overrides))
     assert "\n" not in str(error.value) and all(word in str(error.value) for word in words), str(error.value)
@@ -367,6 +380,7 @@ def test_approximate_index_without_faiss_search_is_one_line_at_params_load(tmp_p
     assert "\n" not in str(error.value) and "mine.use_faiss: true" in str(error.value), str(error.value)
 
 
+@pytest.mark.e2e
 def test_dvc_repro_with_a_bad_collection_fails_in_seconds_and_keeps_the_last_good_outputs(repo):
     """A good run, then a broken param: the failing `dvc repro` stops in its first stage, in seconds, leaves the
     lock as it was, and `dvc checkout` restores what the good run made."""

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import yaml
 
-from conftest import ROOT, SHARED_DATA, set_params
+from conftest import ROOT, SHARED_DATA, reads_shared, set_params, skip_without_shared
 from reranker.card.render import dataset_stats, usage_example
 from stages import card
 
@@ -28,6 +28,8 @@ def render(tmp_path, monkeypatch, case=FIXTURES, overrides: dict | None = None) 
     set_params(tmp_path, {"tokenize.max_length": 64, "evaluate.nanobeir": NANOBEIR, "evaluate.collections": [],
                           "download.source": str(ROOT / "sample/qa"),
                           **(overrides or {})})
+    if reads_shared((tmp_path / "params.yaml").read_text()):
+        skip_without_shared()
     model = tmp_path / "model"
     model.mkdir()
     (model / "model.safetensors").write_bytes(b"weights")
@@ -113,7 +115,7 @@ def table_rows(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("| ")]
 
 
-# The seed 003 recipe: labelled pairs, BinaryCrossEntropyLoss, only CrossEncoderClassificationEvaluator
+# As recipe pairs-continue-minilm-l6: labelled pairs, BinaryCrossEntropyLoss, only CrossEncoderClassificationEvaluator
 CLASSIFICATION = {"evaluate.reranking": None, "evaluate.nanobeir": None, "evaluate.classification": {"name": "eval"},
                   "train.evaluators": ["classification"], "train.loss_args": {},
                   "train.args.metric_for_best_model": "eval_eval_average_precision"}
@@ -151,7 +153,8 @@ def test_classification_card(tmp_path, monkeypatch):
     assert "# (3,)" in usage
 
 
-# Seeds 001 and 004 mixed: listwise rows, NanoBEIR only, the validation loss logged at each evaluation
+# The msmarco-listmle-minilm-l12 and msmarco-bce-gte-multilingual recipes mixed: listwise rows, NanoBEIR only, the
+# validation loss logged at each evaluation
 LISTWISE = {"evaluate.reranking": None, "train.evaluators": ["nanobeir"], "train.loss": "ListNetLoss",
             "train.loss_args": {}, "download.shape": "listwise",
             "download.source": str(SHARED_DATA / "climate-fever/train.parquet"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import ir_measures
 import pytest
 
+from conftest import SHARED_DATA, requires_shared, skip_without_shared
 from reranker.errors import PipelineError
 from reranker.checks.collections import check_collection_source
 from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection
@@ -21,7 +22,6 @@ from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_t
 from reranker.paths import outside_path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 CLIMATEFEVER = SHARED_DATA / "beir" / "climatefever-nano"
 WIKIQA = SHARED_DATA / "beir" / "wikiqa-dev"
 NANO = SHARED_DATA / "nano-local"
@@ -63,6 +63,7 @@ def tiny_collection(tmp_path_factory) -> Collection:
 
 @pytest.fixture(scope="module")
 def climatefever() -> Collection:
+    skip_without_shared()
     return load_collection("climatefever", str(CLIMATEFEVER))
 
 
@@ -100,6 +101,7 @@ def test_load_tiny_beir(tiny):
     [(CLIMATEFEVER, 5_240, 50, 138), (WIKIQA, 9_270, 126, 140)],
     ids=["climatefever-nano", "wikiqa-dev"],
 )
+@requires_shared
 def test_load_shared_beir(folder, docs, queries, judgments):
     start = time.perf_counter()
     collection = load_collection(folder.name, str(folder))
@@ -231,6 +233,8 @@ def test_bad_collection(tiny, spoil, options, words):
     ids=["missing", "neither layout", "a file", "unknown nanobeir collection"],
 )
 def test_bad_source(source, split, words):
+    if str(SHARED_DATA) in source:
+        skip_without_shared()
     with pytest.raises(PipelineError) as error:
         load_collection("x", source, split)
     assert_one_line(error, "collection 'x'", *words)
@@ -239,6 +243,7 @@ def test_bad_source(source, split, words):
 # check_collection_source: fast, imports nothing heavy, catches what needs no corpus
 
 
+@requires_shared
 def test_check_collection_source_is_cheap():
     script = (
         "import sys, time\n"
@@ -283,6 +288,8 @@ def write_readme_without_qrels(folder: Path) -> None:
     ids=["qrels split", "no queries", "missing", "nanobeir collection", "nanobeir config", "qrels_source"],
 )
 def test_check_collection_source_catches(tmp_path, spoil, source, split, qrels_source, words):
+    if str(SHARED_DATA) in source:
+        skip_without_shared()
     tiny = write_beir(tmp_path / "tiny")
     spoil(tiny if source == "tiny" else tmp_path / source)
     source = source if os.path.isabs(source) else str(tmp_path / source)
@@ -336,6 +343,7 @@ def test_bm25_climatefever_against_shipped_run(climatefever):
     assert all(len(documents) == 100 for documents in shipped.values())
 
 
+@requires_shared
 def test_bm25_wikiqa():
     collection = load_collection("wikiqa", str(WIKIQA))
     start = time.perf_counter()

@@ -6,9 +6,12 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import dvc, set_params
+
+pytestmark = pytest.mark.e2e
 
 
 def test_two_processes_train_one_model(reproduced, tmp_path):

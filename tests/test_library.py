@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, requires_shared
 from reranker.card.render import markdown_text, python_literal
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.errors import PipelineError
@@ -31,6 +31,7 @@ def minilm(max_length: int, activation_fn: str | None = None, model_class=TokenI
     return load_cross_encoder(params.train, max_length, model_class)
 
 
+@requires_shared
 @pytest.mark.parametrize("max_length", [7, 8, 33, 128])
 def test_pair_encoder_matches_text_tokenization(max_length):
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))

@@ -22,6 +22,8 @@ from sentence_transformers.cross_encoder import CrossEncoder
 from conftest import ROOT, dvc, make_repo, set_params
 from reranker.model_paths import resolve_model
 
+pytestmark = pytest.mark.e2e
+
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 TEACHER = {"model": "teacher", "batch_size": 32}  # a cross-encoder: the `embedded` fixture saves one
 EMBEDDING_TEACHER = {"kind": "embedding", "scale": 20.0}
@@ -40,7 +42,7 @@ CASES = {
     "MultipleNegativesRankingLoss": ({"train.loss_args": {"num_negatives": 2}}, "positive", None),
     "CachedMultipleNegativesRankingLoss": ({"train.loss_args": {"mini_batch_size": 2}}, "positive", None),
     "MarginMSELoss": ({"mine.teacher": TEACHER}, "positive", "teacher list"),
-    # the embedding model as the teacher (issue 10): its stored similarities, scaled, no model loaded; the labels
+    # the embedding model as the teacher: its stored similarities, scaled, no model loaded; the labels
     # overrule it where it disagrees (positive_margin), and negatives it ranks above the positive are kept
     "MarginMSELoss-embedding": ({**IDENTITY, "mine.teacher": {**EMBEDDING_TEACHER, "positive_margin": 2.0},
                                  "mine.train.absolute_margin": None}, "positive", "embedding list"),

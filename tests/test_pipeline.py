@@ -7,10 +7,13 @@ import re
 import shutil
 
 import pandas as pd
+import pytest
 import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import SHARED_DATA, dvc, set_params
+
+pytestmark = pytest.mark.e2e
 
 STAGES = {"download", "embed", "mine", "tokenize", "train", "evaluate_base", "evaluate", "card"}
 

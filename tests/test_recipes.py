@@ -1,4 +1,4 @@
-"""Each seed card's recipe, composed by DVC's Hydra support exactly as a user selects it
+"""Each recipe that reproduces a reference model card, composed by DVC's Hydra support exactly as a user selects it
 (`dvc exp run -S recipe=NAME -S +offline=NAME`), run end to end at tiny scale on the shared stand-in data,
 and checked for the metrics its card reports.
 
@@ -29,7 +29,8 @@ CARD_METRICS = {
                        "average_precision"},
 }
 # recipe -> (loss, evaluators in metrics/evaluate.json, a column of the training data, row limit)
-# In queue order: seed 002 last, so that it finds seed 000's data stages (same stand-in data) in the run cache
+# In queue order: gooaq-bce-bert-tiny last, so that it finds gooaq-bce-minilm-l12's data stages (same stand-in data)
+# in the run cache
 NANO = ["NanoClimateFEVER_R4", "NanoBEIR_R4_mean"]
 RECIPES = {
     "gooaq-bce-minilm-l12": ("BinaryCrossEntropyLoss", ["gooaq-dev", *NANO], "document", 90),
@@ -83,8 +84,8 @@ def swept(tmp_path_factory):
 
 def kill_workers(repo) -> None:
     """Kill the queue's workers that are still alive once the sweep is over, by the pid files DVC keeps: a worker can
-    log "shutting down due to empty queue" while its task runs, finish the task and stay (seen in session 9). Only a
-    process that is still a queue worker, as a pid may have been reused."""
+    log "shutting down due to empty queue" while its task runs, finish the task and stay. Only a process that is
+    still a queue worker, as a pid may have been reused."""
     for info in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.json"):
         pid = json.loads(info.read_text()).get("pid")
         with contextlib.suppress(OSError, TypeError):
@@ -98,6 +99,7 @@ def worker_logs(repo) -> str:
                    for log in sorted((repo / ".dvc/tmp/exps/celery").glob("*.out")))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, swept):
     repo, status = swept
@@ -119,6 +121,7 @@ def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, swept):
     assert (repo / "data/hub/README.md").read_text().count(params["card"]["model_name"]) >= 1
 
 
+@pytest.mark.e2e
 def test_exp_show_and_diff_tell_the_recipes_apart(swept):
     repo, _ = swept
     rows = {row["Experiment"]: row for row in csv.DictReader(io.StringIO(dvc(repo, "exp", "show", "--csv").stdout))}
@@ -130,9 +133,10 @@ def test_exp_show_and_diff_tell_the_recipes_apart(swept):
             assert 0 <= float(row[f"{name}.trained.{metric}"]) <= 1 and abs(float(row[f"{name}.delta.{metric}"])) <= 1
     sources = {recipe: rows[recipe]["download.source"] for recipe in RECIPES}
     assert all(source.startswith("../shared/data/") for source in sources.values()), sources  # ran in temp copies
-    assert sources["gooaq-bce-bert-tiny"] == sources["gooaq-bce-minilm-l12"], sources  # seed 002 reuses 000's data
+    assert sources["gooaq-bce-bert-tiny"] == sources["gooaq-bce-minilm-l12"], sources  # the same stand-in data
 
-    # seed 002 is seed 000 with bert-tiny's batch size and learning rate (the base model is MiniLM offline)
+    # gooaq-bce-bert-tiny is gooaq-bce-minilm-l12 with bert-tiny's batch size and learning rate (the base model is
+    # MiniLM offline)
     diff = dvc(repo, "exp", "diff", "gooaq-bce-minilm-l12", "gooaq-bce-bert-tiny").stdout
     assert "train.args.learning_rate" in diff and "2e-05" in diff and "0.0005" in diff, diff
     assert "metrics/evaluate.json" in diff and "gooaq-dev.trained.ndcg@10" in diff, diff
@@ -143,4 +147,4 @@ def test_committed_params_are_the_composed_default_recipe(tmp_path):
 
     compose_and_dump(str(tmp_path / "params.yaml"), str(ROOT / "conf"), None, "config", "", [])
     assert (tmp_path / "params.yaml").read_text() == (ROOT / "params.yaml").read_text(), \
-        "params.yaml is stale: regenerate it from conf/ (see README, 'Recipes')"
+        "params.yaml is stale: regenerate it from conf/ (see docs/recipes.md)"

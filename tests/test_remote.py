@@ -27,6 +27,8 @@ from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import dvc, run
 
+pytestmark = pytest.mark.e2e
+
 SSHD = Path("/usr/sbin/sshd")
 PAIRS = [("What is a caldera?", "A caldera is a basin left by a collapsed volcano summit."),
          ("What is a caldera?", "Jazz grew out of blues and ragtime in New Orleans.")]
@@ -80,24 +82,11 @@ class Sshd:
     client_key: Path
 
 
-def install_sshd() -> None:
-    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for attempt in (["apt-get", "install", "-y", "-q", "openssh-server"],
-                    ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "openssh-server"]):
-        try:
-            result = subprocess.run(attempt, env=apt_env, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            pytest.skip(f"cannot install openssh-server: {error}")
-        if attempt[1] == "install" and result.returncode == 0 and SSHD.exists():
-            return
-    pytest.skip(f"cannot install openssh-server:\n{result.stdout[-1500:]}\n{result.stderr[-1500:]}")
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     if not SSHD.exists():
-        install_sshd()
+        pytest.skip(f"{SSHD} is absent: install openssh-server (.ci/run does) to test the SSH remote; this test "
+                    "starts its own sshd on loopback")
     home = tmp_path_factory.mktemp("sshd")
     for name in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(home / name)],

@@ -10,7 +10,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import dvc, env
+
+pytestmark = pytest.mark.e2e
 
 
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(reproduced, tmp_path):

@@ -364,6 +364,7 @@ def experiments(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.mark.e2e
 def test_compare_finds_the_better_experiment(experiments):
     report = json.loads(compare(experiments, "low", "high", "--format", "json").stdout)
     assert report["baseline"] == "low" and report["run"] == "trained" and report["revisions"] == ["low", "high"]
@@ -381,6 +382,7 @@ def test_compare_finds_the_better_experiment(experiments):
                for row in same["rows"] if row["rev"] == "high")
 
 
+@pytest.mark.e2e
 def test_compare_markdown_table_and_revision_kinds(experiments):
     # A git branch, and the workspace (holding high's results) as the default second revision
     output = compare(experiments, "--baseline", "low", "high-branch", "workspace").stdout
@@ -397,6 +399,7 @@ def test_compare_markdown_table_and_revision_kinds(experiments):
     assert single["revisions"] == ["low", "workspace"]
 
 
+@pytest.mark.e2e
 def test_compare_one_line_errors(experiments):
     def error_line(*args: str) -> str:
         result = compare(experiments, *args, check=False)
