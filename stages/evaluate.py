@@ -43,7 +43,8 @@ def evaluate_base(params, paths, started: float) -> None:
         partial.mkdir()
         for name, reranking_set in sets.items():
             candidates = reranking_set["candidates"]
-            scores = score_candidates(model, candidates, params.evaluate.batch_size)
+            print(f"evaluate_base: scoring {name}, {len(candidates)} pairs", flush=True)
+            scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
             pd.DataFrame({"score": scores}).to_parquet(partial / f"{name}.parquet", index=False)
             runs = {"base_model": scores_to_run(candidates, scores), "first_stage": first_stage_run(candidates)}
             values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
@@ -85,7 +86,8 @@ def main() -> None:
             per_query_dir.mkdir()
             for name, reranking_set in sets.items():
                 candidates = reranking_set["candidates"]
-                scores = score_candidates(model, candidates, params.evaluate.batch_size)
+                print(f"evaluate: scoring {name}, {len(candidates)} pairs", flush=True)
+                scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
                 runs = {"first_stage": first_stage_run(candidates),
                         "base_model": scores_to_run(candidates, pd.read_parquet(base_scores / f"{name}.parquet")
                                                     ["score"].to_numpy()),

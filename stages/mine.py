@@ -95,6 +95,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         blocks = mine_hard_negatives_in_blocks(
             train, vectors["train_queries.npy"], train_corpus, train_corpus_vectors,
             output_format=OUTPUT_FORMAT[form], index=train_index, **mine_params.train.model_dump(), **search,
+            desc="mine: train" + (" (with teacher scores)" if teacher_scores is not None else ""),
         )
     except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
         raise PipelineError(f"mine.train: {error}") from None
@@ -103,7 +104,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
     candidates = pd.concat(mine_hard_negatives_in_blocks(
         dev, vectors["dev_queries.npy"], full_corpus, vectors["corpus.npy"], output_format="n-tuple",
-        num_negatives=mine_params.dev_candidates, include_positives=True, **search,
+        num_negatives=mine_params.dev_candidates, include_positives=True, **search, desc="mine: dev candidates",
     ), ignore_index=True)
     return rows, candidates
 

@@ -40,10 +40,10 @@ def main() -> None:
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
         rows = write_token_ids(args.mine_dir / "train.parquet", partial / "train.parquet", tokenizer, max_length,
-                               counts)
+                               counts, show_progress_bar=True, desc="tokenize: train")
         lengths = counts.lengths()  # the training pairs' lengths, before the dev pairs add theirs
         write_token_ids(args.mine_dir / "dev_pairs.parquet", partial / "dev_pairs.parquet", tokenizer, max_length,
-                        counts)
+                        counts, show_progress_bar=True, desc="tokenize: dev pairs")
 
     # 3. Lengths of the (query, document) pairs the model will see, before truncation
     write_json(args.metrics, {

@@ -8,6 +8,7 @@ the first stage missed counts as a miss (see reranker.evaluation.measures)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +37,14 @@ def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, di
     return sets
 
 
-def score_candidates(model, candidates: pd.DataFrame, batch_size: int) -> np.ndarray:
+def score_candidates(model, candidates: pd.DataFrame, batch_size: int, show_progress_bar: bool = False) -> np.ndarray:
     """One score per candidate row. Each (query, document) of a set is distinct, so each pair is scored once;
-    the model batches them by length. A score per class (num_labels > 1) ranks by the last class."""
+    the model batches them by length. A score per class (num_labels > 1) ranks by the last class.
+    `show_progress_bar` shows the model's bar over the batches, on a terminal only."""
     pairs = list(zip(candidates["query"], candidates["document"]))
-    scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False) if pairs else np.zeros(0)
+    # the library draws its bar whenever asked (tqdm's disable=False): ask only on a terminal
+    progress = show_progress_bar and sys.stderr.isatty()
+    scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=progress) if pairs else np.zeros(0)
     return np.asarray(scores, dtype=float).reshape(len(pairs), -1)[:, -1]
 
 
