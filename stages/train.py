@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import time
 from importlib.metadata import version
@@ -29,6 +30,7 @@ from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.emissions import track_emissions
 from reranker.errors import entrypoint
 from reranker.evaluation.evaluators import build_evaluators
+from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.launch import check_precision, relaunch_under_torchrun
 from reranker.losses import build_loss, class_ids, loss_config
 from reranker.outputs import atomic_output, write_json
@@ -36,6 +38,31 @@ from reranker.params import load_params
 from reranker.training_args import check_training_steps, training_arguments
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
+# What the trainer logs that a per-step plot cannot use: timings and throughputs, the epoch, FLOPs, the run's final
+# averages, and the SequentialEvaluator's score (a copy of an evaluator's)
+UNPLOTTED = re.compile(r"^(epoch|total_flos|train_.+|eval_(runtime|samples_per_second|steps_per_second|"
+                       r"sequential_score))$")
+
+
+class StepDVCLiveCallback(DVCLiveCallback):
+    """transformers' DVCLive callback, each row logged at the trainer's global step (the library's counts its own
+    log calls, so a plot's x axis would be the number of logs) and only what a per-step plot answers: the loss,
+    gradient norm and learning rate, each evaluation of the model; not UNPLOTTED, nor an evaluator's `base_`
+    metrics, the candidates' own (first-stage) order, the same at every step."""
+
+    def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+        logs = {key: value for key, value in (logs or {}).items() if not unplotted(key)}
+        if not logs:
+            return
+        if state.is_world_process_zero and self.live is not None:
+            self.live.step = state.global_step
+        super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+
+def unplotted(key: str) -> bool:
+    """Example: ``unplotted("eval_dev_base_ndcg@10")`` and ``unplotted("eval_runtime")`` are True."""
+    parts = split_evaluator_key(key.removeprefix("eval_")) if key.startswith("eval_") else None
+    return bool(UNPLOTTED.match(key)) or (parts is not None and parts[1])
 
 
 def pairs_per_epoch(dataset: Dataset) -> int:
@@ -108,7 +135,7 @@ def main() -> None:
     callbacks = []
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
-        callbacks.append(DVCLiveCallback(live=live, log_model=None))
+        callbacks.append(StepDVCLiveCallback(live=live, log_model=None))
     # train.group_by_length: batches of similar length pad less (reranker/batching.py)
     trainer_class = LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
     trainer = trainer_class(
