@@ -114,6 +114,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("split_dir", "embeddings_dir", "out_dir", "metrics", "emissions"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--summary", type=Path, help="where to write the headline of the metrics, for dvc exp show")
     args = parser.parse_args()
     params = load_params()
     started = time.perf_counter()
@@ -130,13 +131,16 @@ def main() -> None:
         # 5. The dev sets beside the training data, and the mining metrics
         samples.to_parquet(partial / "dev.parquet", index=False)
         dev_pairs(dev_frame, samples).to_parquet(partial / "dev_pairs.parquet", index=False)
-    write_json(args.metrics, {
+    metrics = {
         "train_rows": train_rows,
         "dev_queries": len(samples),
         "dev_documents_per_query": round(float(samples["documents"].map(len).mean()), 2),
         "dev_positive_retrieved": round(float(found.mean()), 4),
         "seconds": round(time.perf_counter() - started, 1),
-    })
+    }
+    write_json(args.metrics, metrics)
+    if args.summary:
+        write_json(args.summary, {key: metrics[key] for key in ("train_rows", "dev_positive_retrieved")})
     print(f"mine: {train_rows} train rows, {len(samples)} dev queries, positive retrieved for "
           f"{found.mean():.0%} of them")
 

@@ -83,6 +83,7 @@ def main() -> None:
     for name in ("tokenize_dir", "mine_dir", "checkpoints", "model_out", "log_out", "metrics", "live_dir",
                  "emissions"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--summary", type=Path, help="where to write the headline of the metrics, for dvc exp show")
     paths = parser.parse_args()
     params = load_params()
     train = params.train
@@ -168,14 +169,17 @@ def main() -> None:
         "train_samples": len(train_dataset),
         "versions": {"python": platform.python_version(), **{name: version(name) for name in FRAMEWORKS}},
     })
-    write_json(paths.metrics, {
+    metrics = {
         "train_loss": round(result.training_loss, 4),
         "steps": state.global_step,
         "best_step": state.best_global_step,
         "pairs_per_second": round(pairs_per_epoch(train_dataset) * args.num_train_epochs / seconds, 2),
         "processes": processes,
         "seconds": round(seconds, 1),
-    })
+    }
+    write_json(paths.metrics, metrics)
+    if paths.summary:  # names distinct from the other summaries', so that dvc exp show needs no file prefix
+        write_json(paths.summary, {"train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
     # Checkpoints exist to resume a killed run; once the model is saved they are only disk weight
     for checkpoint in paths.checkpoints.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)
