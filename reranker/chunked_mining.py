@@ -63,6 +63,7 @@ def mine_hard_negatives_in_blocks(
     use_faiss: bool = False,
     index=None,
     show_progress_bar: bool = False,
+    desc: str = "Mining hard negatives",
 ) -> Iterator[pd.DataFrame]:
     """
     Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)` mines
@@ -88,7 +89,9 @@ def mine_hard_negatives_in_blocks(
         use_faiss: search with FAISS (exact inner product, as the library's IndexFlatIP) instead of torch.
         index: with use_faiss, a FAISS index of `corpus_embeddings` (`reranker.nearest.corpus_index`, e.g. IVF) to
             search instead, approximately; the selection after the search is the same.
-        show_progress_bar: show a progress bar over the queries.
+        show_progress_bar: show a progress bar over the queries (on a terminal only). It advances once a block's
+            rows are consumed, so it also counts what the caller does with each block (e.g. a teacher's scoring).
+        desc: the progress bar's description.
 
     Returns:
         An iterator of pandas DataFrames, one per block of queries; their concatenation is the library's output.
@@ -166,15 +169,15 @@ def mine_hard_negatives_in_blocks(
     search = dict(k=range_max + max_positives + 1, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size,
                   index=index)
     return _blocks(distinct_queries, positive_indices, own_rows, query_embeddings, corpus_embeddings, batch_size,
-                   show_progress_bar, search, selection, output)
+                   show_progress_bar, desc, search, selection, output)
 
 
 def _blocks(queries: list[str], positive_indices: dict[str, list[int]], own_rows: dict[str, int],
             query_embeddings: np.ndarray,
-            corpus_embeddings: np.ndarray, batch_size: int, show_progress_bar: bool, search: dict, selection: dict,
-            output: dict) -> Iterator[pd.DataFrame]:
+            corpus_embeddings: np.ndarray, batch_size: int, show_progress_bar: bool, desc: str, search: dict,
+            selection: dict, output: dict) -> Iterator[pd.DataFrame]:
     """Search, select and write the rows of batch_size queries at a time."""
-    with tqdm(total=len(queries), desc="Mining hard negatives", unit="query", disable=not show_progress_bar) as bar:
+    with tqdm(total=len(queries), desc=desc, unit="query", disable=None if show_progress_bar else True) as bar:
         for start in range(0, len(queries), batch_size):
             block = queries[start:start + batch_size]
             block_embeddings = np.ascontiguousarray(query_embeddings[start:start + len(block)], dtype=np.float32)

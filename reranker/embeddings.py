@@ -78,8 +78,9 @@ def encode_to_file(model, texts: list[str], path: Path, *, role: str, batch_size
     header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(texts), dim))
     offset = header.offset  # where the rows start, after the .npy header
     del header
+    # disable=None: a bar on a terminal only, never in a log file or a test's captured output
     with open(path, "r+b") as file, tqdm(total=len(texts), desc=desc or f"Encoding {role} texts", unit="text",
-                                         disable=not show_progress_bar) as bar:
+                                         disable=None if show_progress_bar else True) as bar:
         file.seek(offset)
         for start in range(0, len(texts), chunk_size):
             chunk = texts[start:start + chunk_size]

@@ -145,7 +145,7 @@ def top_k(query_embeddings, corpus_embeddings, k: int, batch_size: int, use_fais
     if use_faiss:
         faiss = _import_faiss()
         corpus = np.ascontiguousarray(corpus_embeddings, dtype=np.float32)  # a float32 memmap stays a view
-    with tqdm(total=n_queries, desc=desc, unit="query", disable=not show_progress_bar) as progress:
+    with tqdm(total=n_queries, desc=desc, unit="query", disable=None if show_progress_bar else True) as progress:
         for start in range(0, n_queries, batch_size):
             queries = _rows(query_embeddings, start, start + batch_size)
             if use_faiss and index is not None:

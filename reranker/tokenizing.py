@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 LABELS = ("label", "labels")  # the columns the trainer's collator passes to the loss as labels
 # Rows tokenized and written at a time. Big enough that the tokenizer's batches and Parquet's pages are efficient,
@@ -84,9 +85,10 @@ def token_id_table(table: pa.Table, tokenizer, max_length: int, counts: TokenCou
 
 
 def write_token_ids(source: Path, dest: Path, tokenizer, max_length: int, counts: TokenCounts | None = None,
-                    rows_per_group: int = ROWS_PER_GROUP) -> int:
+                    rows_per_group: int = ROWS_PER_GROUP, show_progress_bar: bool = False,
+                    desc: str = "Tokenizing") -> int:
     """Tokenize the Parquet file `source` into `dest`, `rows_per_group` rows at a time, one row group each; returns
-    the number of rows. Example::
+    the number of rows. `show_progress_bar` shows a bar over the rows on a terminal. Example::
 
         counts = TokenCounts(special_tokens=3)
         write_token_ids(Path("data/mined/train.parquet"), Path("train.parquet"), tokenizer, 256, counts)
@@ -97,11 +99,13 @@ def write_token_ids(source: Path, dest: Path, tokenizer, max_length: int, counts
     reader = pq.ParquetFile(source, pre_buffer=False)
     schema = id_schema(reader.schema_arrow)
     rows = 0
-    with pq.ParquetWriter(dest, schema) as writer:
+    with pq.ParquetWriter(dest, schema) as writer, tqdm(total=reader.metadata.num_rows, desc=desc, unit="row",
+                                                        disable=None if show_progress_bar else True) as bar:
         for batch in reader.iter_batches(batch_size=rows_per_group):
             writer.write_table(token_id_table(pa.Table.from_batches([batch]), tokenizer, max_length, counts),
                                row_group_size=rows_per_group)
             rows += batch.num_rows
+            bar.update(batch.num_rows)
         if rows == 0:
             writer.write_table(schema.empty_table())
     return rows

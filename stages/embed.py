@@ -49,7 +49,7 @@ def main() -> None:
         for name, (role, role_texts) in texts.items():
             prompt = embed.query_prompt if role == "query" else embed.corpus_prompt
             encode_to_file(model, role_texts, partial / name, role=role, batch_size=embed.batch_size, prompt=prompt,
-                           model_name=embed.model, desc=f"embed: {name}")
+                           model_name=embed.model, desc=f"embed: {name.removesuffix('.npy').replace('_', ' ')}")
     counts = {name: len(role_texts) for name, (_, role_texts) in texts.items()}
     print(f"embed: {counts['corpus.npy']} documents, {counts['train_queries.npy']} train and "
           f"{counts['dev_queries.npy']} dev queries encoded in {time.perf_counter() - started:.0f} s")

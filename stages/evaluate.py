@@ -23,7 +23,14 @@ from reranker.evaluation.candidates import first_stage_run, scores_to_run
 from reranker.evaluation.evaluators import run_evaluators
 from reranker.evaluation.first_stage import write_trec_run
 from reranker.evaluation.measures import write_per_query
-from reranker.evaluation.reranking import means, measure_runs, report, reranking_sets, score_candidates
+from reranker.evaluation.reranking import (
+    headline,
+    means,
+    measure_runs,
+    report,
+    reranking_sets,
+    score_candidates,
+)
 from reranker.evaluation.score_distribution import score_distribution
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
@@ -43,7 +50,8 @@ def evaluate_base(params, paths, started: float) -> None:
         partial.mkdir()
         for name, reranking_set in sets.items():
             candidates = reranking_set["candidates"]
-            scores = score_candidates(model, candidates, params.evaluate.batch_size)
+            print(f"evaluate_base: scoring {name}, {len(candidates)} pairs", flush=True)
+            scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
             pd.DataFrame({"score": scores}).to_parquet(partial / f"{name}.parquet", index=False)
             runs = {"base_model": scores_to_run(candidates, scores), "first_stage": first_stage_run(candidates)}
             values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
@@ -64,6 +72,7 @@ def main() -> None:
     parser.add_argument("--per-query", type=Path, help="(trained model) where to write the per-query metrics")
     parser.add_argument("--score-plot", type=Path, help="(trained model) where to write the dev score distribution")
     parser.add_argument("--emissions", type=Path, required=True)
+    parser.add_argument("--summary", type=Path, help="(trained model) where to write the metrics' headline")
     parser.add_argument("mine_dir", type=Path, help="the mine stage's folder: dev.parquet and dev_pairs.parquet")
     parser.add_argument("retrieve_dir", type=Path, help="the retrieve stage's folder: one set per collection")
     parser.add_argument("metrics", type=Path)
@@ -85,7 +94,8 @@ def main() -> None:
             per_query_dir.mkdir()
             for name, reranking_set in sets.items():
                 candidates = reranking_set["candidates"]
-                scores = score_candidates(model, candidates, params.evaluate.batch_size)
+                print(f"evaluate: scoring {name}, {len(candidates)} pairs", flush=True)
+                scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
                 runs = {"first_stage": first_stage_run(candidates),
                         "base_model": scores_to_run(candidates, pd.read_parquet(base_scores / f"{name}.parquet")
                                                     ["score"].to_numpy()),
@@ -113,6 +123,8 @@ def main() -> None:
             scores = np.array([dev_scores[key] for key in keys])
             score_distribution(scores, pairs["label"]).to_csv(partial, index=False)
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
+    if paths.summary:
+        write_json(paths.summary, headline(results, alpha=1 - params.evaluate.significance.confidence))
     for name, entry in results.items():
         print(f"evaluate: {name} " + ", ".join(f"{metric} {value:.4f} ({entry['delta'].get(metric, 0):+.4f})"
                                                for metric, value in entry["trained"].items()))

@@ -94,6 +94,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         blocks = mine_hard_negatives_in_blocks(
             train, vectors["train_queries.npy"], train_corpus, train_corpus_vectors,
             output_format=OUTPUT_FORMAT[form], index=train_index, **mine_params.train.model_dump(), **search,
+            desc="mine: train" + (" (with teacher scores)" if teacher_scores is not None else ""),
         )
     except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
         raise PipelineError(f"mine.train: {error}") from None
@@ -102,7 +103,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
     candidates = pd.concat(mine_hard_negatives_in_blocks(
         dev, vectors["dev_queries.npy"], full_corpus, vectors["corpus.npy"], output_format="n-tuple",
-        num_negatives=mine_params.dev_candidates, include_positives=True, **search,
+        num_negatives=mine_params.dev_candidates, include_positives=True, **search, desc="mine: dev candidates",
     ), ignore_index=True)
     return rows, candidates
 
@@ -112,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("split_dir", "embeddings_dir", "out_dir", "metrics", "emissions"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--summary", type=Path, help="where to write the headline of the metrics, for dvc exp show")
     args = parser.parse_args()
     params = load_sections("download", "mine", "train", "tokenize", "emissions")
     started = time.perf_counter()
@@ -128,13 +130,16 @@ def main() -> None:
         # 5. The dev sets beside the training data, and the mining metrics
         samples.to_parquet(partial / "dev.parquet", index=False)
         dev_pairs(dev_frame, samples).to_parquet(partial / "dev_pairs.parquet", index=False)
-    write_json(args.metrics, {
+    metrics = {
         "train_rows": train_rows,
         "dev_queries": len(samples),
         "dev_documents_per_query": round(float(samples["documents"].map(len).mean()), 2),
         "dev_positive_retrieved": round(float(found.mean()), 4),
         "seconds": round(time.perf_counter() - started, 1),
-    })
+    }
+    write_json(args.metrics, metrics)
+    if args.summary:
+        write_json(args.summary, {key: metrics[key] for key in ("train_rows", "dev_positive_retrieved")})
     print(f"mine: {train_rows} train rows, {len(samples)} dev queries, positive retrieved for "
           f"{found.mean():.0%} of them")
 

@@ -21,7 +21,7 @@ from reranker.paths import outside_path
 def first_stage(collection, settings, embed):
     """The first-stage run of `collection` that `settings` (one entry of evaluate.collections) names."""
     if settings.first_stage == "bm25":
-        return bm25_run(collection, settings.k)
+        return bm25_run(collection, settings.k, show_progress_bar=True)
     if settings.first_stage == "run_file":
         return read_trec_run(outside_path(settings.run_file), collection, settings.k)
     from sentence_transformers import SentenceTransformer
@@ -31,7 +31,8 @@ def first_stage(collection, settings, embed):
     model = SentenceTransformer(resolve_model(embed.model))
     # FAISS where installed (the faiss extra): the same exact top k, found faster
     use_faiss = importlib.util.find_spec("faiss") is not None
-    return dense_run(collection, model, settings.k, batch_size=embed.batch_size, use_faiss=use_faiss)
+    return dense_run(collection, model, settings.k, batch_size=embed.batch_size, use_faiss=use_faiss,
+                     show_progress_bar=True)
 
 
 @entrypoint

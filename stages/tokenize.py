@@ -25,6 +25,7 @@ def main() -> None:
     parser.add_argument("mine_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("metrics", type=Path)
+    parser.add_argument("--summary", type=Path, help="where to write the headline of the metrics, for dvc exp show")
     args = parser.parse_args()
     params = load_sections("tokenize", "train")
     max_length = params.tokenize.max_length
@@ -39,13 +40,13 @@ def main() -> None:
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
         rows = write_token_ids(args.mine_dir / "train.parquet", partial / "train.parquet", tokenizer, max_length,
-                               counts)
+                               counts, show_progress_bar=True, desc="tokenize: train")
         lengths = counts.lengths()  # the training pairs' lengths, before the dev pairs add theirs
         write_token_ids(args.mine_dir / "dev_pairs.parquet", partial / "dev_pairs.parquet", tokenizer, max_length,
-                        counts)
+                        counts, show_progress_bar=True, desc="tokenize: dev pairs")
 
     # 3. Lengths of the (query, document) pairs the model will see, before truncation
-    write_json(args.metrics, {
+    metrics = {
         "rows": rows,
         "pairs": len(lengths),
         "distinct_texts": counts.distinct_texts(),
@@ -53,7 +54,10 @@ def main() -> None:
         "tokens_mean": round(float(lengths.mean()), 1),
         "tokens_p95": round(float(np.percentile(lengths, 95)), 1),
         "truncated_share": round(float((lengths > max_length).mean()), 4),
-    })
+    }
+    write_json(args.metrics, metrics)
+    if args.summary:
+        write_json(args.summary, {"truncated_share": metrics["truncated_share"]})
     print(f"tokenize: {rows} rows, {len(lengths)} pairs, mean {lengths.mean():.0f} tokens, "
           f"{(lengths > max_length).mean():.1%} truncated at {max_length}")
 

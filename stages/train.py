@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import time
 from importlib.metadata import version
@@ -27,6 +28,7 @@ from reranker.checkpoints import fingerprint, last_complete_checkpoint
 from reranker.emissions import track_emissions
 from reranker.errors import entrypoint
 from reranker.evaluation.evaluators import build_evaluators
+from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.launch import relaunch_under_torchrun
 from reranker.losses import loss_config
 from reranker.outputs import atomic_output, write_json
@@ -35,6 +37,31 @@ from reranker.run_length import check_training_steps
 from reranker.trainer import build_trainer
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
+# What the trainer logs that a per-step plot cannot use: timings and throughputs, the epoch, FLOPs, the run's final
+# averages, and the SequentialEvaluator's score (a copy of an evaluator's)
+UNPLOTTED = re.compile(r"^(epoch|total_flos|train_.+|eval_(runtime|samples_per_second|steps_per_second|"
+                       r"sequential_score))$")
+
+
+class StepDVCLiveCallback(DVCLiveCallback):
+    """transformers' DVCLive callback, each row logged at the trainer's global step (the library's counts its own
+    log calls, so a plot's x axis would be the number of logs) and only what a per-step plot answers: the loss,
+    gradient norm and learning rate, each evaluation of the model; not UNPLOTTED, nor an evaluator's `base_`
+    metrics, the candidates' own (first-stage) order, the same at every step."""
+
+    def on_log(self, args, state, control, model=None, logs=None, **kwargs):
+        logs = {key: value for key, value in (logs or {}).items() if not unplotted(key)}
+        if not logs:
+            return
+        if state.is_world_process_zero and self.live is not None:
+            self.live.step = state.global_step
+        super().on_log(args, state, control, model=model, logs=logs, **kwargs)
+
+
+def unplotted(key: str) -> bool:
+    """Example: ``unplotted("eval_dev_base_ndcg@10")`` and ``unplotted("eval_runtime")`` are True."""
+    parts = split_evaluator_key(key.removeprefix("eval_")) if key.startswith("eval_") else None
+    return bool(UNPLOTTED.match(key)) or (parts is not None and parts[1])
 
 
 def pairs_per_epoch(dataset: Dataset) -> int:
@@ -55,6 +82,7 @@ def main() -> None:
     for name in ("tokenize_dir", "mine_dir", "checkpoints", "model_out", "log_out", "metrics", "live_dir",
                  "emissions"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--summary", type=Path, help="where to write the headline of the metrics, for dvc exp show")
     paths = parser.parse_args()
     params = load_sections("train", "tokenize", "evaluate", "emissions")
     train = params.train
@@ -95,7 +123,7 @@ def main() -> None:
     callbacks = []
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
-        callbacks.append(DVCLiveCallback(live=live, log_model=None))
+        callbacks.append(StepDVCLiveCallback(live=live, log_model=None))
     # 1., 3., 5. Model, loss and trainer, as every recipe builds them (reranker/trainer.py)
     trainer = build_trainer(train, params.tokenize.max_length, args, train_dataset, eval_dataset=eval_dataset,
                             evaluators=evaluators, callbacks=callbacks)
@@ -126,14 +154,17 @@ def main() -> None:
         "train_samples": len(train_dataset),
         "versions": {"python": platform.python_version(), **{name: version(name) for name in FRAMEWORKS}},
     })
-    write_json(paths.metrics, {
+    metrics = {
         "train_loss": round(result.training_loss, 4),
         "steps": state.global_step,
         "best_step": state.best_global_step,
         "pairs_per_second": round(pairs_per_epoch(train_dataset) * args.num_train_epochs / seconds, 2),
         "processes": processes,
         "seconds": round(seconds, 1),
-    })
+    }
+    write_json(paths.metrics, metrics)
+    if paths.summary:  # names distinct from the other summaries', so that dvc exp show needs no file prefix
+        write_json(paths.summary, {"train_loss": metrics["train_loss"], "train_seconds": metrics["seconds"]})
     # Checkpoints exist to resume a killed run; once the model is saved they are only disk weight
     for checkpoint in paths.checkpoints.glob("checkpoint-*"):
         shutil.rmtree(checkpoint)

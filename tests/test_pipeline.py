@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
@@ -60,6 +62,31 @@ def test_metrics_hold_each_run_the_gains_and_their_significance(reproduced):
     tokenize = json.loads((reproduced / "metrics/tokenize.json").read_text())
     assert tokenize["pairs"] == len(pd.read_parquet(reproduced / "data/tokenize/train.parquet"))
     assert 0 < tokenize["tokens_mean"] <= tokenize["tokens_p95"] and 0 <= tokenize["truncated_share"] <= 1
+
+
+def test_dvc_shows_the_headline_metrics_and_plots_by_training_step(reproduced):
+    from reranker.evaluation.reranking import headline
+
+    # dvc exp show: the headline of each metrics file, not every interval, p-value, kind and timing
+    header = next(csv.reader(io.StringIO(dvc(reproduced, "exp", "show", "--csv").stdout)))
+    metrics = header[header.index("parent") + 1:header.index("recipe")]
+    assert metrics == ["train_rows", "dev_positive_retrieved", "truncated_share", "train_loss", "train_seconds",
+                       *(f"{name}.{key}" for name in SETS
+                         for key in ("ndcg@10", "vs_first_stage", "significant", "p_value"))], metrics
+    full = json.loads((reproduced / "metrics/evaluate.json").read_text())
+    assert json.loads((reproduced / "metrics/summary/evaluate.json").read_text()) == headline(full, alpha=0.05)
+
+    # dvc plots show: loss, learning rate, one panel per dev metric, the score distribution, each row of DVCLive's
+    # log at the trainer's global step (logging every 3 steps, evaluating every 6)
+    panels = json.loads(dvc(reproduced, "plots", "show", "--json").stdout)["data"]
+    live = "dvclive/train/plots/metrics"
+    assert list(panels) == ["Training loss", "Learning rate", *(f"{live}/eval/dev_{metric}.tsv" for metric in
+                                                                ("map", "mrr@10", "ndcg@10")),
+                            "Dev score distribution of the trained model"], list(panels)
+    steps = json.loads((reproduced / "metrics/train.json").read_text())["steps"]
+    assert pd.read_csv(reproduced / live / "loss.tsv", sep="\t")["step"].tolist() == list(range(3, steps + 1, 3))
+    evaluated = pd.read_csv(reproduced / live / "eval/dev_ndcg@10.tsv", sep="\t")["step"].tolist()
+    assert evaluated[:2] == [6, 12] and all(step % 6 == 0 or step == steps for step in evaluated), evaluated
 
 
 def test_runs_and_per_query_metrics_are_small_git_files(reproduced):

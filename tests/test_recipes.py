@@ -129,8 +129,12 @@ def test_exp_show_and_diff_tell_the_recipes_apart(swept):
         row = rows[recipe]
         assert row["recipe"] == recipe and row["train.loss"] == loss
         for name in evaluators:  # each evaluator's primary metric, trained and its gain, is a column of its own
+            if name.startswith("Nano") and not name.endswith("_mean"):
+                continue  # a NanoBEIR dataset's own entry is in metrics/evaluate.json only, not in the headline
             metric = "average_precision" if name == "eval" else "ndcg@10"
-            assert 0 <= float(row[f"{name}.trained.{metric}"]) <= 1 and abs(float(row[f"{name}.delta.{metric}"])) <= 1
+            gain = "vs_first_stage" if name == "gooaq-dev" else "vs_base_model"
+            assert 0 <= float(row[f"{name}.{metric}"]) <= 1 and abs(float(row[f"{name}.{gain}"])) <= 1
+            assert f"{name}.trained.{metric}" not in row  # the full metrics are not columns
     sources = {recipe: rows[recipe]["download.source"] for recipe in RECIPES}
     assert all(source.startswith("../shared/data/") for source in sources.values()), sources  # ran in temp copies
     assert sources["gooaq-bce-bert-tiny"] == sources["gooaq-bce-minilm-l12"], sources  # the same stand-in data
@@ -139,7 +143,7 @@ def test_exp_show_and_diff_tell_the_recipes_apart(swept):
     # MiniLM offline)
     diff = dvc(repo, "exp", "diff", "gooaq-bce-minilm-l12", "gooaq-bce-bert-tiny").stdout
     assert "train.args.learning_rate" in diff and "2e-05" in diff and "0.0005" in diff, diff
-    assert "metrics/evaluate.json" in diff and "gooaq-dev.trained.ndcg@10" in diff, diff
+    assert "metrics/summary/evaluate.json" in diff and "gooaq-dev.ndcg@10" in diff, diff
 
 
 def test_committed_params_are_the_composed_default_recipe(tmp_path):

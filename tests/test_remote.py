@@ -37,7 +37,8 @@ CACHED_OUTS = ["data/download/train.parquet", "data/download/dev.parquet", "data
                "data/train/log.json", "data/hub/README.md", "data/retrieve/wikiqa/candidates.parquet",
                "data/evaluate_base/dev.parquet"]
 IN_GIT = ["dvc.lock", "dvc.yaml", "params.yaml", ".dvc/config", "metrics/evaluate.json", "metrics/train.json",
-          "emissions/train.json", "dvclive/train/metrics.json", "runs/dev/trained.trec", "metrics/per_query/dev.csv"]
+          "metrics/summary/evaluate.json", "emissions/train.json", "dvclive/train/metrics.json",
+          "runs/dev/trained.trec", "metrics/per_query/dev.csv"]
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -292,6 +292,32 @@ def test_holm_wikipedia_example():
     assert holm({"only": 0.3}) == {"only": 0.3} and holm({"a": 0.6, "b": 0.7}) == {"a": 1.0, "b": 1.0}
 
 
+def test_headline_is_the_primary_measure_its_gain_and_significance():
+    from reranker.evaluation.reranking import headline
+
+    versus = {"ndcg@10": {"delta": 0.05, "ci_low": 0.01, "ci_high": 0.09, "p_value": 0.012},
+              "map": {"delta": 0.2, "ci_low": -0.01, "ci_high": 0.4, "p_value": 0.3}}
+    results = {
+        "dev": {"kind": "reranking", "trained": {"ndcg@10": 0.61, "map": 0.5}, "vs_retrieval": versus,
+                "vs_base_model": versus, "delta": {"ndcg@10": 0.3, "map": 0.3}, "test": "words"},
+        "pairs": {"kind": "classification", "trained": {"f1_macro": 0.8, "f1_micro": 0.9},
+                  "delta": {"f1_macro": 0.1, "f1_micro": 0.2}},
+        "NanoSciFact_R100": {"kind": "nanobeir", "trained": {"map": 0.4, "ndcg@10": 0.5}, "delta": {"ndcg@10": 0.1}},
+        "NanoBEIR_R100_mean": {"kind": "nanobeir_mean", "trained": {"map": 0.4, "ndcg@10": 0.5},
+                               "delta": {"ndcg@10": 0.1}},
+        "seconds": 3.0,
+    }
+    assert headline(results) == {
+        "dev": {"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.012},
+        "pairs": {"f1_macro": 0.8, "vs_base_model": 0.1},
+        "NanoBEIR_R100_mean": {"ndcg@10": 0.5, "vs_base_model": 0.1},
+    }
+    assert headline(results, alpha=0.01)["dev"]["significant"] is False
+    pairs = {"pairs": {"kind": "classification", "trained": {"average_precision": 0.7, "f1": 0.6},
+                       "delta": {"average_precision": 0.05, "f1": 0.1}}}
+    assert headline(pairs) == {"pairs": {"average_precision": 0.7, "vs_base_model": 0.05}}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # reranker.compare between real DVC experiments
 

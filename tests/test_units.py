@@ -188,3 +188,26 @@ def test_pairs_per_epoch_counts_documents_not_rows():
     lists = Dataset.from_dict({"query_ids": [[1], [2]], "documents_ids": [[[3], [4], [5]], [[6]]],
                                "labels": [[1.0, 0.0, 0.0], [1.0]]})
     assert [pairs_per_epoch(data) for data in (pairs, tuples, lists)] == [2, 6, 4]
+
+
+def test_dvclive_logs_each_row_at_the_global_step_and_only_what_a_plot_answers(tmp_path):
+    from dvclive import Live
+    from stages.train import StepDVCLiveCallback
+
+    live = Live(str(tmp_path / "live"), save_dvc_exp=False, dvcyaml=None, report=None)
+    callback = StepDVCLiveCallback(live=live)
+    args = SimpleNamespace(to_dict=dict)
+    logs = [(3, {"loss": 1.2, "grad_norm": 0.9, "learning_rate": 5e-5, "epoch": 0.2}),
+            (6, {"loss": 1.1, "grad_norm": 0.8, "learning_rate": 4e-5, "epoch": 0.4}),
+            (6, {"eval_dev_ndcg@10": 0.4, "eval_dev_base_ndcg@10": 1.0, "eval_sequential_score": 0.4,
+                 "eval_runtime": 0.2, "eval_samples_per_second": 0.0, "eval_steps_per_second": 0.0, "epoch": 0.4}),
+            (7, {"train_runtime": 9.4, "train_samples_per_second": 26.3, "train_steps_per_second": 1.7,
+                 "train_loss": 1.1, "total_flos": 0.0, "epoch": 1.0})]
+    for step, values in logs:
+        callback.on_log(args, SimpleNamespace(global_step=step, is_world_process_zero=True), None, logs=values)
+    live.end()
+    plots = tmp_path / "live/plots/metrics"
+    assert sorted(str(path.relative_to(plots)) for path in plots.rglob("*.tsv")) == [
+        "eval/dev_ndcg@10.tsv", "grad_norm.tsv", "learning_rate.tsv", "loss.tsv"]
+    assert pd.read_csv(plots / "loss.tsv", sep="\t")["step"].tolist() == [3, 6]
+    assert pd.read_csv(plots / "eval/dev_ndcg@10.tsv", sep="\t")["step"].tolist() == [6]

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from reranker.errors import PipelineError
 
@@ -51,7 +52,7 @@ def check_k(k: int, collection: Collection) -> None:
                             f"({len(collection.corpus)} documents); set k to at most {len(collection.corpus)}")
 
 
-def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75) -> Run:
+def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75, show_progress_bar: bool = False) -> Run:
     """The top ``k`` documents of each query by BM25, with the ``bm25s`` library.
 
     The variant is Lucene's BM25 (``bm25s.BM25(method="lucene")``: idf ``log(1 + (N - df + 0.5) / (df + 0.5))``),
@@ -66,6 +67,7 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75) -
         k: How many documents to keep per query.
         k1: Term-frequency saturation.
         b: Document-length normalisation.
+        show_progress_bar: Show bm25s' tokenizing and indexing bars and one over the queries, on a terminal only.
 
     Returns:
         The run.
@@ -80,15 +82,18 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75) -
     check_k(k, collection)
     stemmer = _english_stemmer()
     doc_ids = list(collection.corpus)
+    # bm25s draws its bars whenever asked (tqdm's disable=False): ask only on a terminal
+    progress = show_progress_bar and sys.stderr.isatty()
     corpus_tokens = bm25s.tokenize(list(collection.corpus.values()), stopwords="en", stemmer=stemmer,
-                                   show_progress=False)
+                                   show_progress=progress)
     retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
-    retriever.index(corpus_tokens, show_progress=False)
+    retriever.index(corpus_tokens, show_progress=progress)
     # Tokens as strings: get_scores looks them up in the corpus vocabulary, so the two tokenizations agree
     query_tokens = bm25s.tokenize(list(collection.queries.values()), stopwords="en", stemmer=stemmer,
-                                  return_ids=False, show_progress=False)
+                                  return_ids=False, show_progress=progress)
     run: Run = {}
-    for query_id, tokens in zip(collection.queries, query_tokens):
+    for query_id, tokens in zip(collection.queries, tqdm(query_tokens, desc=f"BM25 search: {collection.name}",
+                                                         unit="query", disable=not progress)):
         known = [token for token in tokens if token in retriever.vocab_dict]
         # A query of stopwords or unseen words matches nothing (bm25s would fail on an empty token list)
         scores = retriever.get_scores(known) if known else np.zeros(len(doc_ids))
@@ -97,7 +102,8 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75) -
 
 
 def dense_run(
-    collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64, use_faiss: bool = False
+    collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64, use_faiss: bool = False,
+    show_progress_bar: bool = False,
 ) -> Run:
     """The top ``k`` documents of each query by the dot product of normalized embeddings (cosine similarity),
     found exactly: with sentence-transformers' chunked ``util.semantic_search``, or with a FAISS ``IndexFlatIP``.
@@ -108,6 +114,7 @@ def dense_run(
         k: How many documents to keep per query.
         batch_size: How many texts to encode at once.
         use_faiss: Search with FAISS (``pip install faiss-cpu``) instead of PyTorch; the results are the same.
+        show_progress_bar: Show the model's encoding bars, on a terminal only.
 
     Returns:
         The run.
@@ -124,7 +131,7 @@ def dense_run(
     faiss = _import_faiss() if use_faiss else None  # before encoding, which can take long
     doc_ids = list(collection.corpus)
     encode_options = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_numpy": True,
-                      "show_progress_bar": False}
+                      "show_progress_bar": show_progress_bar and sys.stderr.isatty()}
     document_embeddings = model.encode_document(list(collection.corpus.values()), **encode_options)
     query_embeddings = model.encode_query(list(collection.queries.values()), **encode_options)
     if faiss is not None:

@@ -8,6 +8,7 @@ the first stage missed counts as a miss (see reranker.evaluation.measures)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import pandas as pd
 
 from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
 from reranker.evaluation.measures import per_query
-from reranker.evaluation.significance import compare_paired
+from reranker.evaluation.metric_names import primary_metric
+from reranker.evaluation.significance import compare_paired, significant
 
 # The trained model is compared with these runs, each under its name in the metrics
 COMPARED_WITH = {"retrieval": "first_stage", "base_model": "base_model"}
@@ -36,11 +38,14 @@ def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, di
     return sets
 
 
-def score_candidates(model, candidates: pd.DataFrame, batch_size: int) -> np.ndarray:
+def score_candidates(model, candidates: pd.DataFrame, batch_size: int, show_progress_bar: bool = False) -> np.ndarray:
     """One score per candidate row. Each (query, document) of a set is distinct, so each pair is scored once;
-    the model batches them by length. A score per class (num_labels > 1) ranks by the last class."""
+    the model batches them by length. A score per class (num_labels > 1) ranks by the last class.
+    `show_progress_bar` shows the model's bar over the batches, on a terminal only."""
     pairs = list(zip(candidates["query"], candidates["document"]))
-    scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=False) if pairs else np.zeros(0)
+    # the library draws its bar whenever asked (tqdm's disable=False): ask only on a terminal
+    progress = show_progress_bar and sys.stderr.isatty()
+    scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=progress) if pairs else np.zeros(0)
     return np.asarray(scores, dtype=float).reshape(len(pairs), -1)[:, -1]
 
 
@@ -71,3 +76,31 @@ def report(kind: str, values: dict, significance) -> dict:
             entry["test"] = result.pop("test")  # the same words for every comparison: said once
             entry[f"vs_{name}"][measure] = result
     return entry
+
+
+def headline(results: dict, alpha: float = 0.05) -> dict:
+    """The few numbers of the trained model's metrics that `dvc exp show` shows (the full `results` stay in their
+    own file, for the card and the tests): per reranking set, its primary measure (ndcg@k), its gain over the first
+    stage (`vs_first_stage`), whether that gain is `significant` (its interval excludes 0 and its p-value is under
+    `alpha`, the card's rule) and the p-value; per other evaluator (classification, the NanoBEIR mean), its primary
+    metric and its gain over the base model (`vs_base_model`). Each NanoBEIR dataset's own entry is left out.
+
+    Example: ``headline(results, alpha=0.05)["dev"]`` is
+    ``{"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.003}``.
+    """
+    summary = {}
+    for name, entry in results.items():
+        if not isinstance(entry, dict) or entry["kind"] == "nanobeir":
+            continue
+        trained = entry["trained"]
+        if entry["kind"] == "classification":  # threshold metrics are reported for one score per pair
+            metric = primary_metric("classification", 0, 1 if "average_precision" in trained else 2)
+        else:
+            metric = next(measure for measure in trained if measure.startswith("ndcg@"))
+        if "vs_retrieval" in entry:
+            comparison = entry["vs_retrieval"][metric]
+            summary[name] = {metric: trained[metric], "vs_first_stage": comparison["delta"],
+                             "significant": significant(comparison, alpha), "p_value": comparison["p_value"]}
+        else:
+            summary[name] = {metric: trained[metric], "vs_base_model": entry["delta"].get(metric)}
+    return summary
