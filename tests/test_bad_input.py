@@ -276,8 +276,8 @@ def not_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
 @pytest.mark.parametrize("key", MODEL_KEYS)
 def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, monkeypatch, key):
     from conftest import ROOT
-    from reranker.errors import PipelineError
     from reranker.checks.params import check_params
+    from reranker.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     for name, (value, words) in not_models(tmp_path).items():
@@ -289,8 +289,8 @@ def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, mo
 
 def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
-    from reranker.errors import PipelineError
     from reranker.checks.params import check_params
+    from reranker.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     config = json.loads((minilm_folder() / "config.json").read_text())
@@ -298,11 +298,13 @@ def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypa
     header = json.dumps({"w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}).encode()
     cases = {
         "unknown model_type": ("train.base_model", model_like(tmp_path / "m1", replace={
-            "config.json": json.dumps({**config, "model_type": "no-such-type"}).encode()}), "does not recognize this architecture"),
+            "config.json": json.dumps({**config, "model_type": "no-such-type"}).encode()}),
+            "does not recognize this architecture"),
         "no tokenizer": ("embed.model", model_like(tmp_path / "m2", drop=("tokenizer.json", "vocab.txt")),
                          "has no tokenizer files"),
         "corrupt tokenizer.json": ("train.base_model", model_like(tmp_path / "m3", replace={
-            "tokenizer.json": b'{"version": "1.0", "model": {"type": "Nope"}}'}), "tokenizer does not load with transformers"),
+            "tokenizer.json": b'{"version": "1.0", "model": {"type": "Nope"}}'}),
+            "tokenizer does not load with transformers"),
         "truncated weights": ("train.base_model", model_like(tmp_path / "m4", replace={
             "model.safetensors": len(header).to_bytes(8, "little") + header + b"\0" * 10}), "is truncated"),
         "no weights": ("embed.model", model_like(tmp_path / "m5", drop=("model.safetensors",)), "has no weights"),
@@ -357,8 +359,8 @@ BAD_EVALUATION = {
 @pytest.mark.parametrize("case", BAD_EVALUATION)
 def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch, case):
     from conftest import ROOT
-    from reranker.errors import PipelineError
     from reranker.checks.params import check_params
+    from reranker.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     overrides, words = BAD_EVALUATION[case]
@@ -371,8 +373,8 @@ def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch
 
 def test_approximate_index_without_faiss_search_is_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
-    from reranker.errors import PipelineError
     from reranker.checks.params import check_params
+    from reranker.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     with pytest.raises(PipelineError) as error:

@@ -9,7 +9,6 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -73,7 +72,8 @@ def test_a_bad_run_file_fails_the_check_before_any_stage_works(tmp_path, monkeyp
 def test_rerank_check_prints_json_and_exits_1_on_bad_params(tmp_path):
     good = run(ROOT, sys.executable, "-m", "reranker.cli", "check", "--json")
     assert json.loads(good.stdout) == {"params": "params.yaml", "ok": True, "recipe": "sample-distill-minilm-l6"}
-    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text().replace("    learning_rate:", "    learnig_rate:"))
+    misspelt = (ROOT / "params.yaml").read_text().replace("    learning_rate:", "    learnig_rate:")
+    (tmp_path / "params.yaml").write_text(misspelt)
     bad = run(ROOT, sys.executable, "-m", "reranker.cli", "check", str(tmp_path / "params.yaml"), "--json",
               check=False)
     assert bad.returncode == 1 and not json.loads(bad.stdout)["ok"]

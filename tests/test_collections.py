@@ -15,8 +15,8 @@ import ir_measures
 import pytest
 
 from conftest import SHARED_DATA, requires_shared, skip_without_shared
-from reranker.errors import PipelineError
 from reranker.checks.collections import check_collection_source
+from reranker.errors import PipelineError
 from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run, write_trec_run
 from reranker.paths import outside_path

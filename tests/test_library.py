@@ -11,11 +11,11 @@ from transformers import AutoTokenizer
 
 from conftest import SHARED_DATA, requires_shared
 from reranker.card.render import markdown_text, python_literal
+from reranker.checks.params import check_params
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
 from reranker.errors import PipelineError
 from reranker.losses import build_loss
 from reranker.model_paths import resolve_model
-from reranker.checks.params import check_params
 from reranker.params import load_params
 from reranker.token_ids import PairEncoder
 from reranker.tokenizing import TokenCounts, write_token_ids

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT
-from reranker.errors import PipelineError
 from reranker.checks.params import check_params
+from reranker.errors import PipelineError
 
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
 

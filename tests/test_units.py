@@ -3,8 +3,6 @@ score distributions and the training-args field cache."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 from datasets import Dataset
 
 from reranker.checkpoints import fingerprint, last_complete_checkpoint
+from reranker.checks.training import check_training_args, training_fields
 from reranker.data import split_by_query
 from reranker.errors import PipelineError
 from reranker.evaluation.metric_names import split_evaluator_key
@@ -30,7 +29,6 @@ from reranker.mining import (
 from reranker.outputs import write_frames
 from reranker.paths import outside_path
 from reranker.relevance import is_relevant
-from reranker.checks.training import check_training_args, training_fields
 
 
 def test_split_by_query_holds_out_whole_queries_and_is_seeded():
