@@ -135,7 +135,7 @@ def compare(
     Args:
         tables (Tables): Revision -> collection -> run -> measure -> {query id: value}, as :func:`load_tables` reads.
         baseline (str): The revision of ``tables`` the others are compared with.
-        run (str): Which ranking of each file to compare: ``first_stage``, ``base_model`` or ``trained``.
+        run (str): Which ranking of each file to compare: ``trained``, ``first_stage`` or a baseline.
             Defaults to ``"trained"``.
         collections (Sequence[str] | None): The collections to compare; None for all of the baseline's, which
             every revision must then have, no more and no fewer.
@@ -306,7 +306,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("revs", nargs="*", metavar="REV", help="experiment names, git revisions or 'workspace'")
     parser.add_argument("--baseline", metavar="REV", help="the revision to compare with (default: the first REV)")
     parser.add_argument("--collection", action="append", metavar="NAME", help="only these collections (repeatable)")
-    parser.add_argument("--run", default="trained", help="ranking to compare: first_stage, base_model or trained")
+    parser.add_argument("--run", default="trained",
+                        help="ranking to compare: trained, first_stage, embedding_model, teacher or base_model")
     parser.add_argument("--format", choices=["markdown", "json"], default="markdown")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from reranker.card.gains_picture import gains_svg
 from reranker.card.render import render_card
 from reranker.errors import entrypoint
 from reranker.outputs import atomic_output
@@ -23,20 +24,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "model_dir", "out_dir"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--gains", type=Path, help="the evaluate stage's sorted per-query gains, one CSV per set")
     paths = parser.parse_args()
     params = load_params()
 
-    # 1. The card, from tracked files
+    # 1. Each reranking set's per-query gains as a picture beside the card
+    gains = {csv.stem: pd.read_csv(csv) for csv in sorted(paths.gains.glob("*.csv"))} if paths.gains else {}
+    pictures = {name: f"per_query_gains_{name}.svg" for name in gains}
+
+    # 2. The card, from tracked files
     card = render_card(
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
-        data=pd.read_parquet(paths.train_data),
+        data=pd.read_parquet(paths.train_data), pictures=pictures,
     )
 
-    # 2. The hub folder: the trained model's files, with this card in place of the library's own README
+    # 3. The hub folder: the trained model's files, with this card in place of the library's own README
     with atomic_output(paths.out_dir) as partial:
         shutil.copytree(paths.model_dir, partial, ignore=shutil.ignore_patterns("README.md"))
         (partial / "README.md").write_text(card)
+        for name, frame in gains.items():
+            (partial / pictures[name]).write_text(gains_svg(frame, f"{name}: trained vs first stage, ndcg"))
     print(f"card: {paths.out_dir}/README.md ({len(card.splitlines())} lines) beside the model's weights")
 
 

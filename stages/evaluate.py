@@ -1,13 +1,15 @@
-"""Step 5b, evaluate: rerank the dev set and each evaluation collection's first-stage candidates with a model,
-and run the classification and NanoBEIR evaluators. Run once for the untrained base model (a stage of its own,
-cached while only training params change) and once for the trained model, which writes the TREC runs of the first
-stage, the base model and the trained model, their per-query metrics, and the trained model's gains with their
-confidence intervals and paired-test p-values."""
+"""Step 5b, evaluate: rerank the dev set and each evaluation collection's first-stage candidates, and run the
+classification and NanoBEIR evaluators. Run once for the baselines (a stage of its own, cached while only training
+params change: the embedding model, the teacher, the base model when it is already a reranker) and once for the
+trained model, which writes the TREC runs of the first stage, the baselines and the trained model, their per-query
+metrics, and the trained model's gains over each with their confidence intervals, paired-test p-values and the
+queries that got better, worse or stayed the same."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -16,9 +18,10 @@ import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 from transformers import set_seed
 
-from reranker.cross_encoder import load_cross_encoder
+from reranker.cross_encoder import activation, load_cross_encoder
 from reranker.emissions import track_emissions
 from reranker.errors import entrypoint
+from reranker.evaluation.baselines import BASELINES, embedding_scores, has_score_head
 from reranker.evaluation.candidates import first_stage_run, scores_to_run
 from reranker.evaluation.evaluators import run_evaluators
 from reranker.evaluation.first_stage import write_trec_run
@@ -30,8 +33,10 @@ from reranker.evaluation.reranking import (
     report,
     reranking_sets,
     score_candidates,
+    sorted_gains,
 )
 from reranker.evaluation.score_distribution import score_distribution
+from reranker.model_paths import loading_model, resolve_model
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
 
@@ -40,24 +45,50 @@ LIBRARY_EVALUATORS = ("classification", "nanobeir")
 
 
 def evaluate_base(params, paths, started: float) -> None:
-    """The base model exactly as training starts from it (same seed, same fresh score head): its scores of every
-    reranking set, for the evaluate stage to compare with, and its metrics."""
+    """The baselines' scores of every reranking set, for the evaluate stage to compare with, and their metrics: the
+    embedding model, the teacher when a cross-encoder labelled the data, and the base model exactly as training
+    starts from it only when it is already a reranker (reranker/evaluation/baselines.py)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoConfig
+
     set_seed(params.train.args.get("seed", 42))
-    model = load_cross_encoder(params.train, params.tokenize.max_length)
+    with loading_model("embed.model", params.embed.model):
+        embedder = SentenceTransformer(resolve_model(params.embed.model))
+    teacher, teacher_model = params.mine.teacher, None
+    if teacher is not None and teacher.kind == "cross_encoder":
+        with loading_model("mine.teacher.model", teacher.model):
+            teacher_model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length,
+                                         activation_fn=activation(teacher.activation_fn))
+    with loading_model("train.base_model", params.train.base_model):
+        architectures = AutoConfig.from_pretrained(resolve_model(params.train.base_model),
+                                                   trust_remote_code=params.train.trust_remote_code).architectures
+    base_is_reranker = has_score_head(architectures)
+    library = [name for name in LIBRARY_EVALUATORS if getattr(params.evaluate, name) is not None]
+    model = load_cross_encoder(params.train, params.tokenize.max_length) if base_is_reranker or library else None
     sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
-    results = {}
+    results = {"base_model_is_reranker": base_is_reranker}
     with track_emissions(params.emissions, paths.emissions, "evaluate_base"), atomic_output(paths.scores) as partial:
         partial.mkdir()
         for name, reranking_set in sets.items():
             candidates = reranking_set["candidates"]
             print(f"evaluate_base: scoring {name}, {len(candidates)} pairs", flush=True)
-            scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
-            pd.DataFrame({"score": scores}).to_parquet(partial / f"{name}.parquet", index=False)
-            runs = {"base_model": scores_to_run(candidates, scores), "first_stage": first_stage_run(candidates)}
+            scores = {"embedding_model": embedding_scores(
+                embedder, candidates, params.embed.batch_size, params.embed.query_prompt, params.embed.corpus_prompt,
+                show_progress_bar=sys.stderr.isatty())}
+            if teacher_model is not None:
+                scores["teacher"] = score_candidates(teacher_model, candidates, params.evaluate.batch_size,
+                                                     show_progress_bar=True)
+            if base_is_reranker:
+                scores["base_model"] = score_candidates(model, candidates, params.evaluate.batch_size,
+                                                        show_progress_bar=True)
+            pd.DataFrame(scores).to_parquet(partial / f"{name}.parquet", index=False)
+            runs = {"first_stage": first_stage_run(candidates),
+                    **{run: scores_to_run(candidates, values) for run, values in scores.items()}}
             values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
-            results[name] = {"kind": reranking_set["kind"], "base_model": means(values["base_model"]),
-                             "retrieval": means(values["first_stage"])}
-        results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "base_model", LIBRARY_EVALUATORS))
+            results[name] = {"kind": reranking_set["kind"], "retrieval": means(values.pop("first_stage")),
+                             **{run: means(run_values) for run, run_values in values.items()}}
+        if library:
+            results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "base_model", LIBRARY_EVALUATORS))
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
 
 
@@ -71,23 +102,25 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, help="(trained model) where to write the TREC runs")
     parser.add_argument("--per-query", type=Path, help="(trained model) where to write the per-query metrics")
     parser.add_argument("--score-plot", type=Path, help="(trained model) where to write the dev score distribution")
+    parser.add_argument("--gains", type=Path, help="(trained model) where to write each set's sorted per-query gains")
     parser.add_argument("--emissions", type=Path, required=True)
     parser.add_argument("--summary", type=Path, help="(trained model) where to write the metrics' headline")
     parser.add_argument("mine_dir", type=Path, help="the mine stage's folder: dev.parquet and dev_pairs.parquet")
     parser.add_argument("retrieve_dir", type=Path, help="the retrieve stage's folder: one set per collection")
     parser.add_argument("metrics", type=Path)
     paths = parser.parse_args()
-    params = load_sections("train", "tokenize", "evaluate", "emissions")
+    params = load_sections("train", "tokenize", "evaluate", "emissions", "embed", "mine")
     started = time.perf_counter()
     if paths.model is None:
         evaluate_base(params, paths, started)
         return
 
-    # 1. The trained model's scores of every reranking set, beside the first stage's and the base model's
+    # 1. The trained model's scores of every reranking set, beside the first stage's and the baselines'
+    #    (evaluate_base: the embedding model, the teacher, the base model when it is already a reranker)
     model = CrossEncoder(str(paths.model), trust_remote_code=params.train.trust_remote_code)
     base_scores, base_metrics = paths.base
     sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
-    results, dev_scores = {}, {}
+    results, dev_scores, gains = {}, {}, {}
     with track_emissions(params.emissions, paths.emissions, "evaluate"):
         with atomic_output(paths.runs) as runs_dir, atomic_output(paths.per_query) as per_query_dir:
             runs_dir.mkdir()  # empty when nothing is reranked (classification alone)
@@ -96,17 +129,22 @@ def main() -> None:
                 candidates = reranking_set["candidates"]
                 print(f"evaluate: scoring {name}, {len(candidates)} pairs", flush=True)
                 scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
+                baselines = pd.read_parquet(base_scores / f"{name}.parquet")
                 runs = {"first_stage": first_stage_run(candidates),
-                        "base_model": scores_to_run(candidates, pd.read_parquet(base_scores / f"{name}.parquet")
-                                                    ["score"].to_numpy()),
+                        **{run: scores_to_run(candidates, baselines[run].to_numpy()) for run in BASELINES
+                           if run in baselines},
                         "trained": scores_to_run(candidates, scores)}
                 # 2. The runs as TREC files and their per-query metrics: small, kept in git
                 for run_name, run in runs.items():
                     write_trec_run(run, str(runs_dir / name / f"{run_name}.trec"), tag=run_name)
                 values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
                 write_per_query(per_query_dir / f"{name}.csv", values)
-                # 3. Means, the gain over each, its interval and p-value
+                # 3. Means, the gain over each, its interval, p-value and queries better/worse/same; the sorted
+                #    per-query gains over the first stage, for the per-query delta plot
                 results[name] = report(reranking_set["kind"], values, params.evaluate.significance)
+                if paths.gains:
+                    primary = next(measure for measure in values["trained"] if measure.startswith("ndcg@"))
+                    gains[name] = sorted_gains(values["trained"][primary], values["first_stage"][primary])
                 if reranking_set["kind"] == "reranking":
                     dev_scores = dict(zip(zip(candidates["query"], candidates["document"]), scores))
         results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "trained", LIBRARY_EVALUATORS,
@@ -122,12 +160,19 @@ def main() -> None:
         with atomic_output(paths.score_plot) as partial:
             scores = np.array([dev_scores[key] for key in keys])
             score_distribution(scores, pairs["label"]).to_csv(partial, index=False)
+    if paths.gains:
+        with atomic_output(paths.gains) as partial:
+            partial.mkdir()
+            for name, frame in gains.items():
+                frame.to_csv(partial / f"{name}.csv", index=False)
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
     if paths.summary:
         write_json(paths.summary, headline(results, alpha=1 - params.evaluate.significance.confidence))
     for name, entry in results.items():
-        print(f"evaluate: {name} " + ", ".join(f"{metric} {value:.4f} ({entry['delta'].get(metric, 0):+.4f})"
-                                               for metric, value in entry["trained"].items()))
+        versus = entry.get("vs_retrieval") or {}
+        print(f"evaluate: {name} " + ", ".join(
+            f"{metric} {value:.4f}" + (f" ({versus[metric]['delta']:+.4f} vs first stage)" if metric in versus else "")
+            for metric, value in entry["trained"].items()))
 
 
 if __name__ == "__main__":

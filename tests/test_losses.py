@@ -149,12 +149,13 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     scores = model.predict([("What is a caldera?", "A basin left by a collapsed volcano summit.")])
     assert scores.shape == ((1, 2) if loss == "CrossEntropyLoss" else (1,))
 
-    # 4. evaluate compared it with the base model, and the card reports it
+    # 4. evaluate compared it with its first stage and baselines (classification: the base model); the card reports it
     metrics = json.loads((embedded / "metrics/evaluate.json").read_text())
     evaluated = ["pairs"] if loss == "CrossEntropyLoss" else ["dev"]
     assert [name for name in metrics if name != "seconds"] == evaluated
     for name in evaluated:
-        assert metrics[name]["trained"] and set(metrics[name]["delta"]) == set(metrics[name]["trained"])
+        compared = metrics[name].get("vs_retrieval") or metrics[name]["delta"]
+        assert metrics[name]["trained"] and set(compared) == set(metrics[name]["trained"])
     if loss == "CrossEntropyLoss":
         assert log["best_global_step"] in (1, 2) and log["metric_for_best_model"] == "eval_pairs_f1_macro"
         assert set(metrics["pairs"]["trained"]) == {"f1_macro", "f1_micro", "f1_weighted"}

@@ -48,16 +48,19 @@ def test_metrics_hold_each_run_the_gains_and_their_significance(reproduced):
     for name, kind in SETS.items():
         entry = metrics[name]
         assert entry["kind"] == base[name]["kind"] == kind
-        for side in ("trained", "base_model", "delta", "retrieval"):
+        # the base model's score head is new (random): not a baseline; the embedding model is
+        assert base["base_model_is_reranker"] is False and "base_model" not in entry and "delta" not in entry
+        for side in ("trained", "embedding_model", "retrieval"):
             assert set(entry[side]) == {"ndcg@10", "mrr@10", "map"}, (name, side)
-        assert entry["base_model"] == base[name]["base_model"] and entry["retrieval"] == base[name]["retrieval"]
-        for metric, delta in entry["delta"].items():
-            assert abs(entry["trained"][metric] - entry["base_model"][metric] - delta) < 1e-3
-        for versus, reference in (("vs_retrieval", "retrieval"), ("vs_base_model", "base_model")):
+        assert entry["embedding_model"] == base[name]["embedding_model"]
+        assert entry["retrieval"] == base[name]["retrieval"]
+        for versus, reference in (("vs_retrieval", "retrieval"), ("vs_embedding_model", "embedding_model")):
             for metric, comparison in entry[versus].items():
                 assert abs(comparison["delta"] - (entry["trained"][metric] - entry[reference][metric])) < 1e-3
                 assert comparison["ci_low"] <= comparison["delta"] <= comparison["ci_high"], comparison
                 assert 0 < comparison["p_value"] <= 1
+                counted = comparison["better"] + comparison["worse"] + comparison["same"]
+                assert counted == len(pd.read_csv(reproduced / f"plots/per_query_gains/{name}.csv"))
         assert "randomization" in entry["test"]
     tokenize = json.loads((reproduced / "metrics/tokenize.json").read_text())
     assert tokenize["pairs"] == len(pd.read_parquet(reproduced / "data/tokenize/train.parquet"))
@@ -72,7 +75,8 @@ def test_dvc_shows_the_headline_metrics_and_plots_by_training_step(reproduced):
     metrics = header[header.index("parent") + 1:header.index("recipe")]
     assert metrics == ["train_rows", "dev_positive_retrieved", "truncated_share", "train_loss", "train_seconds",
                        *(f"{name}.{key}" for name in SETS
-                         for key in ("ndcg@10", "vs_first_stage", "significant", "p_value"))], metrics
+                         for key in ("ndcg@10", "vs_first_stage", "significant", "p_value", "vs_embedding_model"))],\
+        metrics
     full = json.loads((reproduced / "metrics/evaluate.json").read_text())
     assert json.loads((reproduced / "metrics/summary/evaluate.json").read_text()) == headline(full, alpha=0.05)
 
@@ -82,7 +86,8 @@ def test_dvc_shows_the_headline_metrics_and_plots_by_training_step(reproduced):
     live = "dvclive/train/plots/metrics"
     assert list(panels) == ["Training loss", "Learning rate", *(f"{live}/eval/dev_{metric}.tsv" for metric in
                                                                 ("map", "mrr@10", "ndcg@10")),
-                            "Dev score distribution of the trained model"], list(panels)
+                            "Dev score distribution of the trained model",
+                            *(f"plots/per_query_gains/{name}.csv" for name in sorted(SETS))], list(panels)
     steps = json.loads((reproduced / "metrics/train.json").read_text())["steps"]
     assert pd.read_csv(reproduced / live / "loss.tsv", sep="\t")["step"].tolist() == list(range(3, steps + 1, 3))
     evaluated = pd.read_csv(reproduced / live / "eval/dev_ndcg@10.tsv", sep="\t")["step"].tolist()
@@ -94,12 +99,13 @@ def test_runs_and_per_query_metrics_are_small_git_files(reproduced):
 
     metrics = json.loads((reproduced / "metrics/evaluate.json").read_text())
     for name in SETS:
-        for run in ("first_stage", "base_model", "trained"):
+        for run in ("first_stage", "embedding_model", "trained"):
             lines = (reproduced / f"runs/{name}/{run}.trec").read_text().splitlines()
             assert lines and all(len(line.split()) == 6 and line.split()[1] == "Q0" for line in lines)
         per_query = read_per_query((reproduced / f"metrics/per_query/{name}.csv").read_text())
-        assert set(per_query) == {"first_stage", "base_model", "trained"}
-        for run, side in (("first_stage", "retrieval"), ("base_model", "base_model"), ("trained", "trained")):
+        assert set(per_query) == {"first_stage", "embedding_model", "trained"}
+        for run in ("first_stage", "embedding_model", "trained"):
+            side = "retrieval" if run == "first_stage" else run
             for metric, values in per_query[run].items():
                 assert abs(sum(values.values()) / len(values) - metrics[name][side][metric]) < 1e-3
     # the shipped BM25 run is the first stage of climatefever, cut at k = 4
@@ -130,7 +136,8 @@ def test_learning_rate_change_reruns_train_evaluate_card_only(reproduced, tmp_pa
     repo = copy(reproduced, tmp_path)
     base_metrics = (repo / "metrics/evaluate_base.json").read_text()
     set_params(repo, {"train.args.learning_rate": 1e-4})
-    assert ran(dvc(repo, "repro")) == {"train", "evaluate", "card"}
+    # the check reruns on any param (seconds) and writes the same file: nothing else is invalidated by it
+    assert ran(dvc(repo, "repro")) == {"check", "train", "evaluate", "card"}
     assert (repo / "metrics/evaluate_base.json").read_text() == base_metrics  # read from the cache, not recomputed
     log = json.loads((repo / "data/train/log.json").read_text())
     assert log["all_args"]["learning_rate"] == 1e-4
@@ -140,7 +147,7 @@ def test_sampling_param_remines_without_reencoding_and_is_seeded(reproduced, tmp
     repo = copy(reproduced, tmp_path)
     set_params(repo, {"mine.train.sampling_strategy": "random", "mine.train.range_max": 8})
     stages = ran(dvc(repo, "repro", "mine"))
-    assert stages == {"mine"}, "changing a sampling param must not re-encode the corpus"
+    assert stages == {"check", "mine"}, "changing a sampling param must not re-encode the corpus"
     # a cache miss would write new embeddings into embed's output, which DVC would report as changed
     assert "up to date" in dvc(repo, "status", "embed").stdout
     first = pd.read_parquet(repo / "data/mine/train.parquet")
@@ -177,16 +184,20 @@ def test_hub_folder_holds_the_model_and_a_card_with_a_valid_model_index(reproduc
         assert isinstance(result["metrics"][0]["value"], float)
     assert {m["type"] for r in results for m in r["metrics"]} == {"map", "mrr@10", "ndcg@10"}
     for heading in ("## Usage", "model.predict(pairs)", "model.rank(", "## Evaluation", "#### Cross Encoder Reranking",
-                    "| Metric | First stage | Base model | Trained | Trained vs first stage | Trained vs base model |",
+                    "| Metric | First stage | Embedding model | Trained | Trained vs first stage |",
                     "### Training Dataset", "* Loss: [BinaryCrossEntropyLoss]",
                     "#### Non-Default Hyperparameters", "#### All Hyperparameters", "### Training Logs",
                     "### Environmental Impact", "### Training Hardware", "### Framework Versions", "## Citation"):
         assert heading in body, heading
+    for name in SETS:  # each set's per-query gains, as a picture beside the card
+        picture = reproduced / f"data/hub/per_query_gains_{name}.svg"
+        assert f"]({picture.name})" in body and picture.read_text().startswith("<svg")
+    assert "not the base model, whose score head was new (random) before training" in body
     best = json.loads((reproduced / "data/train/log.json").read_text())["best_global_step"]
     assert re.search(rf"^\| \*\*[0-9.]+\*\* \| \*\*{best}\*\* \|", body, re.MULTILINE), "best step row in bold"
     # a gain is bold only when its interval excludes 0; otherwise it says so
     metrics = json.loads((reproduced / "metrics/evaluate.json").read_text())
     for name in SETS:
-        comparison = metrics[name]["vs_base_model"]["ndcg@10"]
+        comparison = metrics[name]["vs_embedding_model"]["ndcg@10"]
         shown = f"**{comparison['delta']:+.4f}** [" if comparison["ci_low"] > 0 else f"{comparison['delta']:+.4f} ["
         assert shown in body, (name, comparison)

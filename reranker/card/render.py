@@ -11,11 +11,13 @@ import jinja2
 import pandas as pd
 from huggingface_hub import EvalResult, ModelCardData
 
+from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import significant
 from reranker.loss_inputs import learns_teacher_scores
 
 TEMPLATE = Path(__file__).with_name("template.md.j2")
+BASELINE_NAMES = {"embedding_model": "Embedding model", "teacher": "Teacher", "base_model": "Base model"}
 DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
 # model-index task of each evaluator kind (the "kind" of each metrics entry), as the library's own cards name them
 TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
@@ -95,10 +97,12 @@ def evaluator_at_k(name: str, kind: str, evaluate) -> int:
 
 
 def gain(comparison: dict) -> str:
-    """A paired comparison as a card cell: the delta, bold only where its interval excludes 0, the interval and
-    the p-value, e.g. ``**+0.1234** [+0.0500, +0.1900], p=0.0002``."""
+    """A paired comparison as a card cell: the delta, bold only where its interval excludes 0, the interval, the
+    p-value and the queries better/worse/same, e.g. ``**+0.1234** [+0.0500, +0.1900], p=0.0002, 30/12/8``."""
     delta = f"{comparison['delta']:+.4f}"
     cell = f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}], p={comparison['p_value']:.2g}"
+    if "better" in comparison:
+        cell += f", {comparison['better']}/{comparison['worse']}/{comparison['same']}"
     if not significant(comparison):
         return f"{delta} {cell} (not significant)"
     return f"**{delta}** {cell}" if comparison["delta"] > 0 else f"{delta} {cell} (worse)"
@@ -149,16 +153,19 @@ def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) ->
     def framing(results: dict, side: str) -> dict:
         return {"epoch": -1, "step": -1, "best": False, "values": {
             name: with_delta(results[name][side][metric], reference(results, name, side).get(metric))
-            for name, metric in primary.items() if name in results}}
+            for name, metric in primary.items() if side in results.get(name, {})}}
     logged = [steps[s] for s in sorted(steps) if {"loss", "eval_loss"} & set(steps[s]) or steps[s]["values"]]
     for row in logged:
         row["best"] = row["step"] == log["best_global_step"]
-    return [framing(base, "base_model"), *logged, framing(final, "trained")]
+    before = [framing(base, "base_model")] if any("base_model" in base.get(name, {}) for name in primary) else []
+    return [*before, *logged, framing(final, "trained")]
 
 
-def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame) -> str:
+def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
+                pictures: dict[str, str] | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
-    evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote."""
+    evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote,
+    `pictures` each reranking set's per-query gains picture (a file name beside the card)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -206,6 +213,9 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         evaluators=evaluators, query=query, documents=documents,
         columns=list(data.columns), stats=dataset_stats(data), samples=samples,
         log_rows=training_log(log, base, final, primary),
+        baselines={name: [run for run in BASELINES if run in final[name]] for name in evaluators},
+        baseline_names=BASELINE_NAMES, base_is_reranker=base.get("base_model_is_reranker", False),
+        pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
     )

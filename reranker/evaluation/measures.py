@@ -28,7 +28,7 @@ IR_MEASURES: dict[str, str] = {
     "map": "AP",  # no cut-off: the evaluator's map is average precision over all reranked candidates
 }
 # The rankings of one collection that the evaluate stage writes, in CSV row order
-RUN_NAMES: tuple[str, ...] = ("first_stage", "base_model", "trained")
+RUN_NAMES: tuple[str, ...] = ("first_stage", "embedding_model", "teacher", "base_model", "trained")
 PER_QUERY_DIR = "metrics/per_query"
 
 

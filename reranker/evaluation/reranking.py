@@ -14,13 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
 from reranker.evaluation.measures import per_query
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import compare_paired, significant
-
-# The trained model is compared with these runs, each under its name in the metrics
-COMPARED_WITH = {"retrieval": "first_stage", "base_model": "base_model"}
 
 
 def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, dict]:
@@ -60,30 +58,56 @@ def means(values: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 def report(kind: str, values: dict, significance) -> dict:
-    """A reranking set's metrics entry: each run's means, the trained model's delta to the base model, and for
-    each measure its paired comparison with the first stage (`vs_retrieval`) and the base model
-    (`vs_base_model`): delta, confidence interval and p-value. `significance` is params.evaluate.significance."""
-    entry = {"kind": kind, "trained": means(values["trained"]), "base_model": means(values["base_model"]),
-             "retrieval": means(values["first_stage"])}
-    entry["delta"] = {measure: round(entry["trained"][measure] - entry["base_model"][measure], 4)
-                      for measure in entry["trained"]}
-    for name, run in COMPARED_WITH.items():
+    """A reranking set's metrics entry: each run's means, and for each measure the trained model's paired
+    comparison with the first stage (`vs_retrieval`) and with each baseline scored (`vs_embedding_model`,
+    `vs_teacher`, `vs_base_model`): delta, confidence interval, p-value, and how many queries got better, worse
+    or stayed the same (as PyTerrier's pt.Experiment counts them). `significance` is params.evaluate.significance.
+
+    Example: ``report("collection", measure_runs(runs, qrels, 10), params.evaluate.significance)["vs_retrieval"]``.
+    """
+    entry = {"kind": kind, "trained": means(values["trained"]), "retrieval": means(values["first_stage"]),
+             **{name: means(values[name]) for name in BASELINES if name in values}}
+    if "base_model" in values:
+        entry["delta"] = {measure: round(entry["trained"][measure] - entry["base_model"][measure], 4)
+                          for measure in entry["trained"]}
+    compared = {"retrieval": "first_stage", **{name: name for name in BASELINES if name in values}}
+    for name, run in compared.items():
         entry[f"vs_{name}"] = {}
         for measure in values["trained"]:
             result = compare_paired(values["trained"][measure], values[run][measure],
                                     confidence=significance.confidence, resamples=significance.resamples,
                                     seed=significance.seed)
             entry["test"] = result.pop("test")  # the same words for every comparison: said once
-            entry[f"vs_{name}"][measure] = result
+            entry[f"vs_{name}"][measure] = {**result, **win_loss(values["trained"][measure], values[run][measure])}
     return entry
+
+
+def win_loss(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, int]:
+    """Queries whose value went up, down or stayed the same, paired by query id.
+
+    Example: ``win_loss({"q1": 0.5, "q2": 1.0}, {"q1": 0.2, "q2": 1.0})`` is
+    ``{"better": 1, "worse": 0, "same": 1}``.
+    """
+    deltas = np.array([ours[query] - theirs[query] for query in ours])
+    return {"better": int((deltas > 1e-12).sum()), "worse": int((deltas < -1e-12).sum()),
+            "same": int((np.abs(deltas) <= 1e-12).sum())}
+
+
+def sorted_gains(ours: dict[str, float], theirs: dict[str, float]) -> pd.DataFrame:
+    """The per-query gains of `ours` over `theirs`, sorted, one row per query (`rank`, `query_id`, `gain`): the
+    per-query delta plot."""
+    gains = sorted(((ours[query] - theirs[query], query) for query in ours), key=lambda item: (item[0], item[1]))
+    return pd.DataFrame({"rank": range(1, len(gains) + 1), "query_id": [q for _, q in gains],
+                         "gain": [round(g, 6) for g, _ in gains]})
 
 
 def headline(results: dict, alpha: float = 0.05) -> dict:
     """The few numbers of the trained model's metrics that `dvc exp show` shows (the full `results` stay in their
     own file, for the card and the tests): per reranking set, its primary measure (ndcg@k), its gain over the first
     stage (`vs_first_stage`), whether that gain is `significant` (its interval excludes 0 and its p-value is under
-    `alpha`, the card's rule) and the p-value; per other evaluator (classification, the NanoBEIR mean), its primary
-    metric and its gain over the base model (`vs_base_model`). Each NanoBEIR dataset's own entry is left out.
+    `alpha`, the card's rule), the p-value, and its gain over the embedding model (and the teacher); per other
+    evaluator (classification, the NanoBEIR mean), its primary metric and its gain over the base model
+    (`vs_base_model`). Each NanoBEIR dataset's own entry is left out.
 
     Example: ``headline(results, alpha=0.05)["dev"]`` is
     ``{"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.003}``.
@@ -101,6 +125,9 @@ def headline(results: dict, alpha: float = 0.05) -> dict:
             comparison = entry["vs_retrieval"][metric]
             summary[name] = {metric: trained[metric], "vs_first_stage": comparison["delta"],
                              "significant": significant(comparison, alpha), "p_value": comparison["p_value"]}
+            for baseline in ("embedding_model", "teacher"):
+                if f"vs_{baseline}" in entry:
+                    summary[name][f"vs_{baseline}"] = entry[f"vs_{baseline}"][metric]["delta"]
         else:
             summary[name] = {metric: trained[metric], "vs_base_model": entry["delta"].get(metric)}
     return summary
