@@ -121,11 +121,11 @@ def guard(table: pa.Table, sets: list[EvaluationSet], drop: bool) -> tuple[pa.Ta
     offending = [(name, entry) for name, entry in report.items() if entry.get("found")]
     if offending and not drop:
         name, entry = offending[0]
-        what = "the dev queries" if entry["kind"] == "dev" else f"evaluation collection '{name}'"
+        what = "dev queries" if entry["kind"] == "dev" else f"queries of evaluation collection '{name}'"
         others = len(offending) - 1
         more = f" (and {others} more evaluation set{'s' if others > 1 else ''})" if others else ""
         raise PipelineError(
-            f"{entry['found']} of the {entry['queries']} queries of {what} are in the training data{more}, e.g. "
+            f"{entry['found']} of the {entry['queries']} {what} are in the training data{more}, e.g. "
             f"{entry['example']!r} (compared case-folded, without punctuation): the model would be evaluated on "
             "queries it was trained on; remove them from download.source, or set download.drop_evaluation_queries: "
             "true to drop their training rows")

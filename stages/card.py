@@ -23,6 +23,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "model_dir", "out_dir"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--download-metrics", type=Path, help="the download stage's metrics: the training queries "
+                        "found in evaluation sets, for the card")
     paths = parser.parse_args()
     params = load_params()
 
@@ -31,6 +33,7 @@ def main() -> None:
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data),
+        download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
     )
 
     # 2. The hub folder: the trained model's files, with this card in place of the library's own README
