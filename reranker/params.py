@@ -37,6 +37,9 @@ class DownloadParams(Section):
     columns: dict[str, str]  # recipe column -> source column (a.b reads field b of a nested column a)
     dev_queries: PositiveInt
     seed: int
+    # A training query that is also an evaluation query (a collection's, NanoBEIR's or a dev query, compared as
+    # normalised text) stops the download stage; true drops those queries' training rows instead (reranker/leakage.py)
+    drop_evaluation_queries: bool = False
 
 
 class EmbedParams(Section):

@@ -25,6 +25,8 @@ def main() -> None:
     for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "model_dir", "out_dir"):
         parser.add_argument(name, type=Path)
     parser.add_argument("--gains", type=Path, help="the evaluate stage's sorted per-query gains, one CSV per set")
+    parser.add_argument("--download-metrics", type=Path, help="the download stage's metrics: the training queries "
+                        "found in evaluation sets, for the card")
     paths = parser.parse_args()
     params = load_params()
 
@@ -37,6 +39,7 @@ def main() -> None:
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data), pictures=pictures,
+        download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
     )
 
     # 3. The hub folder: the trained model's files, with this card in place of the library's own README

@@ -161,11 +161,31 @@ def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) ->
     return [*before, *logged, framing(final, "trained")]
 
 
+def evaluation_overlap(download: dict | None) -> list[str]:
+    """One card line per evaluation set from the download stage's metrics: how many of its queries the model was
+    trained on (0 in any run that completes), how many were found and their rows dropped, or why it was not
+    compared. Empty without those metrics."""
+    if not download:
+        return []
+    lines = []
+    for name, entry in [*download["evaluation"].items(), ("dev", download["dev"])]:
+        if not entry["compared"]:
+            lines.append(f"{markdown_text(name)}: not compared ({markdown_text(entry['note'])})")
+            continue
+        line = f"{markdown_text(name)}: {entry['in_training']} of {entry['queries']}"
+        if entry["dropped_rows"]:
+            line += (f" ({entry['found']} found in the training data; their {entry['dropped_rows']} training rows "
+                     "dropped)")
+        lines.append(line)
+    return lines
+
+
 def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
-                pictures: dict[str, str] | None = None) -> str:
+                pictures: dict[str, str] | None = None, download: dict | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
     evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote,
-    `pictures` each reranking set's per-query gains picture (a file name beside the card)."""
+    `pictures` each reranking set's per-query gains picture (a file name beside the card), `download` the download
+    stage's metrics (the training queries found in evaluation sets)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -218,4 +238,5 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
+        overlap=evaluation_overlap(download),
     )
