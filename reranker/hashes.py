@@ -52,7 +52,7 @@ def folder_files(folder: str | Path, md5: Callable[[Path], str] = file_md5) -> d
         for name in names:
             path = Path(root) / name
             found[path.relative_to(folder).as_posix()] = md5(path)
-    return found
+    return dict(sorted(found.items()))
 
 
 def path_md5(path: str | Path) -> str:
