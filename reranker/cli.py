@@ -2,6 +2,8 @@
 
     rerank check [PARAMS] [--json]     every check of params.yaml and what it points at, before a run
     rerank compare [REV ...]           experiments' rankings compared query by query, with intervals and p-values
+    rerank verify [MODEL_DIR] [--rev REV] [--json]
+                                       a model card's content hashes against dvc.lock, and its weights
 
 Exit status: 0 on success, 1 on bad input (one line naming the problem and the fix), 2 on a bug.
 """
@@ -34,6 +36,26 @@ def check(args: argparse.Namespace) -> None:
         print(f"{args.params}: ok (recipe {params.recipe})")
 
 
+def verify(args: argparse.Namespace) -> None:
+    from reranker.verify import as_json
+    from reranker.verify import verify as verify_card
+
+    checks = verify_card(args.model_dir, repo=args.repo, rev=args.rev)
+    report = as_json(args.model_dir, args.rev, checks)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for check in checks:
+            print(f"{check.status:<9} {check.item}: {check.detail}")
+        mismatches = [check.item for check in checks if check.status == "mismatch"]
+        where = f"dvc.lock at {args.rev or 'the workspace'}"
+        print(f"{args.model_dir}: " + (f"{len(mismatches)} of {len(checks)} items differ from {where}: "
+                                       f"{', '.join(mismatches)}" if mismatches else
+                                       f"every hash matches {where}"))
+    if not report["ok"]:
+        sys.exit(1)
+
+
 def parser() -> argparse.ArgumentParser:
     summary, usage = __doc__.split("\n\n", 1)
     root = argparse.ArgumentParser(prog="rerank", description=summary, epilog=usage,
@@ -52,6 +74,18 @@ def parser() -> argparse.ArgumentParser:
         epilog=compare.EPILOG)
     compare.add_arguments(comparing)
     comparing.set_defaults(run=compare.run)
+    verifying = commands.add_parser(
+        "verify", help="check a model card's provenance against dvc.lock", description=(
+            "Check that every content hash in a model card's provenance is what dvc.lock at a revision records (the "
+            "data, models, collections, first-stage runs, code and params), and that the weights beside the card "
+            "are those the train stage wrote. Reads through DVC; reruns nothing. One line per item; exit 1 when "
+            "any differs. Hub revisions are listed, not checked."))
+    verifying.add_argument("model_dir", nargs="?", default=Path("data/hub"), type=Path,
+                           help="the card's folder, with the weights (default: data/hub)")
+    verifying.add_argument("--rev", help="the revision whose dvc.lock to check against (default: the workspace)")
+    verifying.add_argument("--repo", default=Path("."), type=Path, help="the repository (default: .)")
+    verifying.add_argument("--json", action="store_true", help="print one JSON object: {model_dir, rev, ok, checks}")
+    verifying.set_defaults(run=verify)
     return root
 
 

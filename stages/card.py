@@ -1,7 +1,8 @@
 """Step 6, card: render the model's README.md, in the structure of the sentence-transformers model cards, from
-tracked files only (params, metrics, training log, emissions, training data), and put it beside the trained
-weights: one folder that is what a user pushes to the hub (`huggingface-cli upload ORG/NAME data/hub`). A change
-to the template re-renders the card without retraining."""
+tracked files only (params, metrics, training log, emissions, training data) and the content hashes of what the
+model was made from (dvc.lock's entries of the stages before this one: reranker/card/provenance.py), and put it
+beside the trained weights: one folder that is what a user pushes to the hub (`huggingface-cli upload ORG/NAME
+data/hub`). A change to the template re-renders the card without retraining."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from reranker.card.gains_picture import gains_svg
+from reranker.card.provenance import gather
 from reranker.card.render import render_card
 from reranker.errors import entrypoint
 from reranker.outputs import atomic_output
@@ -40,6 +42,7 @@ def main() -> None:
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data), pictures=pictures,
         download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
+        provenance=gather(params, paths.model_dir),
     )
 
     # 3. The hub folder: the trained model's files, with this card in place of the library's own README

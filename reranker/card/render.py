@@ -11,6 +11,7 @@ import jinja2
 import pandas as pd
 from huggingface_hub import EvalResult, ModelCardData
 
+from reranker.card.provenance import eval_result_fields, hub_datasets, recorded_in, source_label
 from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import significant
@@ -113,13 +114,14 @@ def set_descriptions(params) -> dict[str, str]:
     descriptions = {}
     if params.evaluate.reranking is not None:
         descriptions[params.evaluate.reranking.name] = (
-            f"held-out dev queries of {params.download.source}, each reranking its top {params.mine.dev_candidates} "
-            f"documents retrieved by the embedding model {hub_id(params.embed.model) or params.embed.model}")
+            f"held-out dev queries of {source_label(params.download.source)}, each reranking its top "
+            f"{params.mine.dev_candidates} documents retrieved by the embedding model "
+            f"{hub_id(params.embed.model) or params.embed.model}")
     for collection in params.evaluate.collections:
         first_stage = {"bm25": "BM25 (bm25s)", "dense": f"the embedding model {params.embed.model}",
                        "run_file": f"the run file {collection.run_file}"}[collection.first_stage]
-        descriptions[collection.name] = (f"{collection.source} ({collection.split} judgments), reranking the top "
-                                         f"{collection.k} of {first_stage}")
+        descriptions[collection.name] = (f"{source_label(collection.source)} ({collection.split} judgments), "
+                                         f"reranking the top {collection.k} of {first_stage}")
     return descriptions
 
 
@@ -181,11 +183,13 @@ def evaluation_overlap(download: dict | None) -> list[str]:
 
 
 def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
-                pictures: dict[str, str] | None = None, download: dict | None = None) -> str:
+                pictures: dict[str, str] | None = None, download: dict | None = None,
+                provenance: list[dict] | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
     evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote,
     `pictures` each reranking set's per-query gains picture (a file name beside the card), `download` the download
-    stage's metrics (the training queries found in evaluation sets)."""
+    stage's metrics (the training queries found in evaluation sets), `provenance` the rows of
+    reranker/card/provenance.py (None: a card without its provenance)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -193,16 +197,19 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
 
     # 1. Front matter through huggingface_hub's card data, so the hub validates what is written: the model-index
     # holds each evaluator's trained metrics
-    eval_results = [EvalResult(task_type=TASKS[kinds[name]][0], task_name=TASKS[kinds[name]][1], dataset_type=name,
+    eval_results = [EvalResult(task_type=TASKS[kinds[name]][0], task_name=TASKS[kinds[name]][1],
                                dataset_name=name.replace("_", " "), metric_type=metric, metric_value=value,
-                               metric_name=metric.replace("_", " ").title())
+                               metric_name=metric.replace("_", " ").title(),
+                               **{"dataset_type": name, **eval_result_fields(name, provenance or [])})
                     for name in evaluators for metric, value in final[name]["trained"].items()]
     card_data = ModelCardData(
         language=[params.card.language], license=params.card.license,
         tags=["sentence-transformers", "cross-encoder", "generated_from_trainer",
               f"dataset_size:{log['train_samples']}", f"loss:{log['loss']['name']}"],
         base_model=hub_id(params.train.base_model, params.card.base_model_id),
-        datasets=None if Path(params.download.source).exists() else [params.download.source],
+        datasets=(hub_datasets(provenance) if provenance is not None
+                  else None if Path(params.download.source).exists() else [params.download.source]),
+        provenance=provenance,
         pipeline_tag="text-ranking", library_name="sentence-transformers",
         metrics=list(final[evaluators[0]]["trained"]), model_name=params.card.model_name, eval_results=eval_results,
         co2_eq_emissions={
@@ -237,6 +244,7 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         baseline_names=BASELINE_NAMES, base_is_reranker=base.get("base_model_is_reranker", False),
         pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
+        provenance=provenance, recorded_in=recorded_in, training_data=source_label(params.download.source),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
     )
