@@ -15,11 +15,10 @@ them positives (pair and list losses only: an n-tuple holds one positive).
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
+from reranker.markdown_cells import escaped
 from reranker.verdicts import text_id
 
 RULES = ("absolute_margin", "positive_share", "teacher_threshold")
@@ -190,22 +189,6 @@ def summary(suspects: pd.DataFrame, negatives: int) -> dict:
     return {"negatives_audited": negatives, "suspects": len(flagged),
             "share": round(len(flagged) / negatives, 4) if negatives else 0.0,
             "queries_affected": int(flagged["query"].nunique()), "by_rank": by_rank, "by_rule": by_rule}
-
-
-def escaped(text: str, limit: int = 400) -> str:
-    """A text safe in a Markdown table cell: HTML escaped (a text holding markup shows it, never runs it), Markdown's
-    own characters backslash-escaped, newlines as spaces, cut at `limit` characters.
-
-    Example:
-        >>> escaped("<script>x</script> | *a*")
-        '&lt;script&gt;x&lt;/script&gt; \\\\| \\\\*a\\\\*'
-    """
-    text = " ".join(str(text).split())
-    text = text if len(text) <= limit else text[:limit - 1] + "…"
-    text = html.escape(text, quote=False)
-    for character in "\\`*_[]|":
-        text = text.replace(character, "\\" + character)
-    return text
 
 
 def report(suspects: pd.DataFrame, metrics: dict, policy: str, rows: int) -> str:

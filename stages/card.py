@@ -23,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("train_data", "log", "base_metrics", "metrics", "emissions", "model_dir", "out_dir"):
         parser.add_argument(name, type=Path)
+    parser.add_argument("--mine-metrics", type=Path, help="the mine stage's metrics: the false-negative audit")
     paths = parser.parse_args()
     params = load_params()
 
@@ -31,6 +32,7 @@ def main() -> None:
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data),
+        mine=json.loads(paths.mine_metrics.read_text()) if paths.mine_metrics else None,
     )
 
     # 2. The hub folder: the trained model's files, with this card in place of the library's own README

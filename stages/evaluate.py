@@ -30,8 +30,10 @@ from reranker.evaluation.reranking import (
     report,
     reranking_sets,
     score_candidates,
+    split_judged,
 )
 from reranker.evaluation.score_distribution import score_distribution
+from reranker.evaluation.unjudged import unjudged_report, unjudged_top
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
 
@@ -54,9 +56,9 @@ def evaluate_base(params, paths, started: float) -> None:
             scores = score_candidates(model, candidates, params.evaluate.batch_size, show_progress_bar=True)
             pd.DataFrame({"score": scores}).to_parquet(partial / f"{name}.parquet", index=False)
             runs = {"base_model": scores_to_run(candidates, scores), "first_stage": first_stage_run(candidates)}
-            values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
+            values, judged = split_judged(measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"]))
             results[name] = {"kind": reranking_set["kind"], "base_model": means(values["base_model"]),
-                             "retrieval": means(values["first_stage"])}
+                             "retrieval": means(values["first_stage"]), "judged": judged}
         results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "base_model", LIBRARY_EVALUATORS))
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
 
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="(base model) where to write its scores of every set")
     parser.add_argument("--runs", type=Path, help="(trained model) where to write the TREC runs")
     parser.add_argument("--per-query", type=Path, help="(trained model) where to write the per-query metrics")
+    parser.add_argument("--unjudged", type=Path, help="(trained model) where to write the unjudged top documents")
     parser.add_argument("--score-plot", type=Path, help="(trained model) where to write the dev score distribution")
     parser.add_argument("--emissions", type=Path, required=True)
     parser.add_argument("--summary", type=Path, help="(trained model) where to write the metrics' headline")
@@ -87,7 +90,7 @@ def main() -> None:
     model = CrossEncoder(str(paths.model), trust_remote_code=params.train.trust_remote_code)
     base_scores, base_metrics = paths.base
     sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
-    results, dev_scores = {}, {}
+    results, dev_scores, unjudged = {}, {}, {}
     with track_emissions(params.emissions, paths.emissions, "evaluate"):
         with atomic_output(paths.runs) as runs_dir, atomic_output(paths.per_query) as per_query_dir:
             runs_dir.mkdir()  # empty when nothing is reranked (classification alone)
@@ -107,10 +110,19 @@ def main() -> None:
                 write_per_query(per_query_dir / f"{name}.csv", values)
                 # 3. Means, the gain over each, its interval and p-value
                 results[name] = report(reranking_set["kind"], values, params.evaluate.significance)
+                if paths.unjudged:
+                    holes = unjudged_top(candidates, scores, reranking_set["qrels"], reranking_set["at_k"])
+                    unjudged[name] = unjudged_report(name, holes, results[name].get("judged", {}))
                 if reranking_set["kind"] == "reranking":
                     dev_scores = dict(zip(zip(candidates["query"], candidates["document"]), scores))
         results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "trained", LIBRARY_EVALUATORS,
                                       base=json.loads(base_metrics.read_text())))
+
+    if paths.unjudged:  # a review list per set: what the measures count as misses without a judgment
+        with atomic_output(paths.unjudged) as partial:
+            partial.mkdir()
+            for name, page in unjudged.items():
+                (partial / f"{name}.md").write_text(page)
 
     # 4. The dev score distribution, from the scores above; pairs no set scored (labelled data) are scored here
     if paths.score_plot:
