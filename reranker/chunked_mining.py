@@ -64,6 +64,7 @@ def mine_hard_negatives_in_blocks(
     index=None,
     show_progress_bar: bool = False,
     desc: str = "Mining hard negatives",
+    with_ranks: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """
     Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)` mines
@@ -92,6 +93,10 @@ def mine_hard_negatives_in_blocks(
         show_progress_bar: show a progress bar over the queries (on a terminal only). It advances once a block's
             rows are consumed, so it also counts what the caller does with each block (e.g. a teacher's scoring).
         desc: the progress bar's description.
+        with_ranks: also write each negative's first-stage rank (1-based, in the search's order, positives
+            included), for the false-negative audit (reranker.suspects): a `rank` column (0 on a positive's row) for
+            labelled pairs, `rank_1..rank_n` for n-tuples, `ranks` (0 for the positive) for labelled lists. The
+            library has no such column; off, the rows are the library's.
 
     Returns:
         An iterator of pandas DataFrames, one per block of queries; their concatenation is the library's output.
@@ -165,7 +170,7 @@ def mine_hard_negatives_in_blocks(
                      absolute_margin=absolute_margin, relative_margin=relative_margin, num_negatives=num_negatives,
                      sampling_strategy=sampling_strategy, include_positives=include_positives)
     output = dict(output_format=output_format, corpus=corpus, anchor_column_name=anchor_column_name,
-                  positive_column_name=positive_column_name, num_negatives=num_negatives)
+                  positive_column_name=positive_column_name, num_negatives=num_negatives, with_ranks=with_ranks)
     search = dict(k=range_max + max_positives + 1, use_faiss=use_faiss, corpus_batch_size=corpus_batch_size,
                   index=index)
     return _blocks(distinct_queries, positive_indices, own_rows, query_embeddings, corpus_embeddings, batch_size,
@@ -186,9 +191,9 @@ def _blocks(queries: list[str], positive_indices: dict[str, list[int]], own_rows
             scores, indices = top_k(block_embeddings, corpus_embeddings, batch_size=len(block), **search)
             block_positives = [positive_indices[query] for query in block]
             own = np.array([own_rows[query] for query in block], dtype=np.int64)
-            negatives, negative_scores = _select(scores, indices, block_embeddings, block_positives, own,
-                                                 corpus_embeddings, **selection)
-            yield _output_rows(block, block_positives, negatives, ~np.isinf(negative_scores), **output)
+            negatives, negative_scores, ranks = _select(scores, indices, block_embeddings, block_positives, own,
+                                                        corpus_embeddings, **selection)
+            yield _output_rows(block, block_positives, negatives, ~np.isinf(negative_scores), ranks, **output)
             bar.update(len(block))
 
 
@@ -225,9 +230,11 @@ def derived_range_max(num_negatives: int, range_min: int, range_max: int | None,
 def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarray, positives: list[list[int]],
             own: np.ndarray, corpus_embeddings: np.ndarray, *, range_min: int, range_max: int, max_score: float | None,
             min_score: float | None, absolute_margin: float | None, relative_margin: float | None,
-            num_negatives: int, sampling_strategy: str, include_positives: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The negatives (corpus indices) and their scores for one block of queries, best first; a score of -inf marks
-    no negative. The library's lines 587-726, on numpy arrays; float32 throughout, as the library's tensors."""
+            num_negatives: int, sampling_strategy: str,
+            include_positives: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The negatives (corpus indices), their scores and their first-stage ranks (1-based) for one block of queries,
+    best first; a score of -inf marks no negative. The library's lines 587-726, on numpy arrays; float32
+    throughout, as the library's tensors."""
     counts = np.array([len(query_positives) for query_positives in positives])
     # Each (query, positive) pair's score; a margin compares with the query's lowest (lines 587-590, 646-656)
     flat_positives = np.concatenate([np.asarray(query_positives, dtype=np.int64) for query_positives in positives])
@@ -258,8 +265,9 @@ def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarra
     order = np.argsort(-scores, axis=1, kind="stable")[:, :range_max]
     negative_scores = np.take_along_axis(scores, order, axis=1)[:, range_min:]
     negatives = np.take_along_axis(indices, order, axis=1)[:, range_min:]
+    ranks = order[:, range_min:] + 1  # the search returns the best first: a column is a rank
     if sampling_strategy == "top":  # lines 712-714
-        return negatives[:, :num_negatives], negative_scores[:, :num_negatives]
+        return negatives[:, :num_negatives], negative_scores[:, :num_negatives], ranks[:, :num_negatives]
     # "random" (lines 716-726): among the candidates with a score when there are enough, as many random.sample
     # calls as the library makes, in the same query order, so that a seeded run draws the same negatives
     options = np.maximum(negatives.shape[1] - np.isinf(negative_scores).sum(axis=1), num_negatives)
@@ -267,44 +275,58 @@ def _select(scores: np.ndarray, indices: np.ndarray, query_embeddings: np.ndarra
     sampled = sampled.reshape(len(positives), num_negatives)
     negatives = np.take_along_axis(negatives, sampled, axis=1)
     negative_scores = np.take_along_axis(negative_scores, sampled, axis=1)
+    ranks = np.take_along_axis(ranks, sampled, axis=1)
     resorted = np.argsort(-negative_scores, axis=1, kind="stable")
-    return np.take_along_axis(negatives, resorted, axis=1), np.take_along_axis(negative_scores, resorted, axis=1)
+    return (np.take_along_axis(negatives, resorted, axis=1), np.take_along_axis(negative_scores, resorted, axis=1),
+            np.take_along_axis(ranks, resorted, axis=1))
 
 
-def _output_rows(queries: list[str], positives: list[list[int]], negatives: np.ndarray, found: np.ndarray, *,
-                 output_format: str, corpus: list[str], anchor_column_name: str, positive_column_name: str,
-                 num_negatives: int) -> pd.DataFrame:
-    """The library's rows for these queries (lines 783-878): `found` marks the negatives with a score."""
+def _output_rows(queries: list[str], positives: list[list[int]], negatives: np.ndarray, found: np.ndarray,
+                 ranks: np.ndarray, *, output_format: str, corpus: list[str], anchor_column_name: str,
+                 positive_column_name: str, num_negatives: int, with_ranks: bool) -> pd.DataFrame:
+    """The library's rows for these queries (lines 783-878): `found` marks the negatives with a score; with
+    `with_ranks`, the negatives' first-stage `ranks` beside them."""
     if output_format == "labeled-pair":  # each positive (label 1), then each negative found (label 0)
-        anchors, documents, labels = [], [], []
-        for query, query_positives, query_negatives, query_found in zip(queries, positives, negatives, found):
+        anchors, documents, labels, row_ranks = [], [], [], []
+        for query, query_positives, query_negatives, query_found, query_ranks in zip(queries, positives, negatives,
+                                                                                      found, ranks):
             for document in [*query_positives, *query_negatives[query_found]]:
                 anchors.append(query)
                 documents.append(corpus[document])
             labels += [1] * len(query_positives) + [0] * int(query_found.sum())
-        return pd.DataFrame({anchor_column_name: _texts(anchors), positive_column_name: _texts(documents),
-                             "label": np.array(labels, dtype=np.int64)})
+            row_ranks += [0] * len(query_positives) + list(query_ranks[query_found])
+        frame = pd.DataFrame({anchor_column_name: _texts(anchors), positive_column_name: _texts(documents),
+                              "label": np.array(labels, dtype=np.int64)})
+        return frame.assign(rank=np.array(row_ranks, dtype=np.int64)) if with_ranks else frame
 
     # n-tuple and labeled-list: one row per (query, positive), with the query's negatives
-    rows = [(query, positive, query_negatives, query_found)
-            for query, query_positives, query_negatives, query_found in zip(queries, positives, negatives, found)
+    rows = [(query, positive, query_negatives, query_found, query_ranks)
+            for query, query_positives, query_negatives, query_found, query_ranks
+            in zip(queries, positives, negatives, found, ranks)
             for positive in query_positives]
     if output_format == "n-tuple":  # only rows with all num_negatives negatives
         rows = [row for row in rows if row[3].all()]
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             anchor_column_name: _texts([query for query, *_ in rows]),
             positive_column_name: _texts([corpus[positive] for _, positive, *_ in rows]),
-            **{f"negative_{column + 1}": _texts([corpus[row_negatives[column]] for *_, row_negatives, _ in rows])
+            **{f"negative_{column + 1}": _texts([corpus[row[2][column]] for row in rows])
                for column in range(num_negatives)},
         })
+        if with_ranks:
+            frame = frame.assign(**{f"rank_{column + 1}": np.array([row[4][column] for row in rows], dtype=np.int64)
+                                    for column in range(num_negatives)})
+        return frame
     rows = [row for row in rows if row[3].any()]  # labeled-list: the positive, then the negatives found
     documents = [[corpus[positive], *(corpus[negative] for negative in row_negatives[row_found])]
-                 for _, positive, row_negatives, row_found in rows]
-    return pd.DataFrame({
+                 for _, positive, row_negatives, row_found, _ in rows]
+    frame = pd.DataFrame({
         anchor_column_name: _texts([query for query, *_ in rows]),
         positive_column_name: pd.Series(documents, dtype=object),
-        "labels": pd.Series([[1] + [0] * int(row_found.sum()) for *_, row_found in rows], dtype=object),
+        "labels": pd.Series([[1] + [0] * int(row[3].sum()) for row in rows], dtype=object),
     })
+    if with_ranks:
+        frame["ranks"] = pd.Series([[0, *(int(r) for r in row[4][row[3]])] for row in rows], dtype=object)
+    return frame
 
 
 def _texts(values: list[str]) -> pd.Series:

@@ -75,6 +75,19 @@ class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, a
     activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
 
 
+class SuspectsParams(Section):  # the false-negative audit of the mined negatives (reranker/suspects.py)
+    # The rules, on the teacher's scores (the cross-encoder teacher's, else the embedding model's cosine); null
+    # turns a rule off. absolute_margin: the candidate within this of its positive's score, or above it.
+    absolute_margin: float | None = None
+    positive_share: NonNegativeFloat | None = None  # the candidate above this share of the positive's score
+    teacher_threshold: float | None = None  # a cross-encoder teacher's score of the candidate at least this
+    # What training does with an unreviewed suspect: keep it a negative, drop it, or make it a positive (pair and
+    # list losses only); a verdict overrules the policy
+    policy: Literal["keep", "drop", "positive"] = "keep"
+    verdicts: str | None = None  # a tab-separated file in verdicts/ (query, document, relevant: yes|no); null: none
+    report_rows: PositiveInt = 200  # suspects listed in data/mine/suspects.md, most suspicious first
+
+
 class MineParams(Section):
     seed: int
     teacher: TeacherParams | None = None
@@ -89,6 +102,7 @@ class MineParams(Section):
     corpus_batch_size: PositiveInt = 65536
     train: MineTrainParams
     dev_candidates: PositiveInt  # documents retrieved per dev query, the positive included when found
+    suspects: SuspectsParams | None = None  # null: no audit, the mined rows exactly as the library mines them
 
 
 class TokenizeParams(Section):

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--gains", type=Path, help="the evaluate stage's sorted per-query gains, one CSV per set")
     parser.add_argument("--download-metrics", type=Path, help="the download stage's metrics: the training queries "
                         "found in evaluation sets, for the card")
+    parser.add_argument("--mine-metrics", type=Path, help="the mine stage's metrics: the false-negative audit")
     paths = parser.parse_args()
     params = load_params()
 
@@ -43,6 +44,7 @@ def main() -> None:
         data=pd.read_parquet(paths.train_data), pictures=pictures,
         download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
         provenance=gather(params, paths.model_dir),
+        mine=json.loads(paths.mine_metrics.read_text()) if paths.mine_metrics else None,
     )
 
     # 3. The hub folder: the trained model's files, with this card in place of the library's own README

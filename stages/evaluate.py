@@ -34,8 +34,10 @@ from reranker.evaluation.reranking import (
     reranking_sets,
     score_candidates,
     sorted_gains,
+    split_judged,
 )
 from reranker.evaluation.score_distribution import score_distribution
+from reranker.evaluation.unjudged import unjudged_report, unjudged_top
 from reranker.model_paths import loading_model, resolve_model
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
@@ -84,9 +86,9 @@ def evaluate_base(params, paths, started: float) -> None:
             pd.DataFrame(scores).to_parquet(partial / f"{name}.parquet", index=False)
             runs = {"first_stage": first_stage_run(candidates),
                     **{run: scores_to_run(candidates, values) for run, values in scores.items()}}
-            values = measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"])
+            values, judged = split_judged(measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"]))
             results[name] = {"kind": reranking_set["kind"], "retrieval": means(values.pop("first_stage")),
-                             **{run: means(run_values) for run, run_values in values.items()}}
+                             **{run: means(run_values) for run, run_values in values.items()}, "judged": judged}
         if library:
             results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "base_model", LIBRARY_EVALUATORS))
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
@@ -101,6 +103,7 @@ def main() -> None:
     parser.add_argument("--scores", type=Path, help="(base model) where to write its scores of every set")
     parser.add_argument("--runs", type=Path, help="(trained model) where to write the TREC runs")
     parser.add_argument("--per-query", type=Path, help="(trained model) where to write the per-query metrics")
+    parser.add_argument("--unjudged", type=Path, help="(trained model) where to write the unjudged top documents")
     parser.add_argument("--score-plot", type=Path, help="(trained model) where to write the dev score distribution")
     parser.add_argument("--gains", type=Path, help="(trained model) where to write each set's sorted per-query gains")
     parser.add_argument("--emissions", type=Path, required=True)
@@ -120,7 +123,7 @@ def main() -> None:
     model = CrossEncoder(str(paths.model), trust_remote_code=params.train.trust_remote_code)
     base_scores, base_metrics = paths.base
     sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
-    results, dev_scores, gains = {}, {}, {}
+    results, dev_scores, gains, unjudged = {}, {}, {}, {}
     with track_emissions(params.emissions, paths.emissions, "evaluate"):
         with atomic_output(paths.runs) as runs_dir, atomic_output(paths.per_query) as per_query_dir:
             runs_dir.mkdir()  # empty when nothing is reranked (classification alone)
@@ -145,10 +148,19 @@ def main() -> None:
                 if paths.gains:
                     primary = next(measure for measure in values["trained"] if measure.startswith("ndcg@"))
                     gains[name] = sorted_gains(values["trained"][primary], values["first_stage"][primary])
+                if paths.unjudged:
+                    holes = unjudged_top(candidates, scores, reranking_set["qrels"], reranking_set["at_k"])
+                    unjudged[name] = unjudged_report(name, holes, results[name].get("judged", {}))
                 if reranking_set["kind"] == "reranking":
                     dev_scores = dict(zip(zip(candidates["query"], candidates["document"]), scores))
         results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "trained", LIBRARY_EVALUATORS,
                                       base=json.loads(base_metrics.read_text())))
+
+    if paths.unjudged:  # a review list per set: what the measures count as misses without a judgment
+        with atomic_output(paths.unjudged) as partial:
+            partial.mkdir()
+            for name, page in unjudged.items():
+                (partial / f"{name}.md").write_text(page)
 
     # 4. The dev score distribution, from the scores above; pairs no set scored (labelled data) are scored here
     if paths.score_plot:

@@ -37,16 +37,21 @@ from reranker.model_paths import loading_model, resolve_model
 from reranker.nearest import corpus_index
 from reranker.outputs import atomic_output, write_frames, write_json
 from reranker.params import load_sections
+from reranker.suspects import PairScores, apply_policy, audit, negative_slots
+from reranker.suspects import report as suspects_report
+from reranker.suspects import summary as suspects_summary
+from reranker.verdicts import false_negative_rate, read_verdicts
 
 
 def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
-         train_out: Path) -> tuple[int, pd.DataFrame | None]:
+         train_out: Path) -> tuple[int, pd.DataFrame | None, tuple | None]:
     """Write the training data, in the form the loss reads, to `train_out` a block of queries at a time; return its
-    number of rows and the dev candidates. Labelled data passes through unmined."""
+    number of rows, the dev candidates and, with mine.suspects, the audit's (suspects, counts, verdicts). Labelled
+    data passes through unmined and unaudited."""
     shape, form = params.download.shape, LOSS_INPUT[params.train.loss]
     if shape != "pairs":
         print(f"mine: shape '{shape}' needs no negatives; passing the data through unmined")
-        return write_frames([float_labels(train.rename(columns={"score": "label"}))], train_out), None
+        return write_frames([float_labels(train.rename(columns={"score": "label"}))], train_out), None, None
     mine_params = params.mine
     # 1. The embed stage's embeddings; the train corpus is the first rows of the full corpus
     train_corpus, full_corpus = mining_corpora(list(train["document"]), list(dev["document"]))
@@ -67,45 +72,76 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         train_index = corpus_index(train_corpus_vectors, mine_params.faiss_index, mine_params.faiss_nprobe)
 
     # 2. The teacher, for the losses that learn its scores (a listwise loss does when one is set): a cross-encoder's,
-    # or the embedding model's own
-    teacher_scores = None
-    if learns_teacher_scores(params.train.loss, shape, mine_params.teacher):
-        teacher = mine_params.teacher
-        if teacher.kind == "embedding":
-            teacher_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
-                                              (train_corpus, train_corpus_vectors), teacher.scale).scores
-        else:
-            with loading_model("mine.teacher.model", teacher.model):
-                model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
-            activation_fn = activation(teacher.activation_fn)
+    # or the embedding model's own. Its raw scores are memoised per block (PairScores): the audit reads them too
+    teacher, audit_section = mine_params.teacher, mine_params.suspects
+    learns = learns_teacher_scores(params.train.loss, shape, teacher)
+    cross_encoder = teacher is not None and teacher.kind == "cross_encoder"
+    raw_scores = None
+    if cross_encoder and (learns or audit_section is not None):
+        with loading_model("mine.teacher.model", teacher.model):
+            model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length)
+        activation_fn = activation(teacher.activation_fn)
 
-            def teacher_scores(pairs):
-                return teacher.scale * cross_encoder_scores(model, pairs, teacher.batch_size, activation_fn)
+        def raw_scores(pairs):
+            return cross_encoder_scores(model, pairs, teacher.batch_size, activation_fn)
+    elif learns or audit_section is not None:  # the embedding model's cosine, from the stored vectors
+        raw_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
+                                      (train_corpus, train_corpus_vectors), 1.0).scores
+    scores = PairScores(raw_scores) if raw_scores is not None else None
+    verdicts = read_verdicts(audit_section.verdicts) if audit_section and audit_section.verdicts else None
+    suspects, audit_counts = [], {"negatives": 0, "made_positive": 0, "dropped": 0}
 
-    # 3. Training data: each positive plus its mined hard negatives, in the form the loss reads, labelled with the
-    # teacher's scores; written a block of queries at a time, so memory holds one block of rows
+    # 3. Training data: each positive plus its mined hard negatives, in the form the loss reads, audited for false
+    # negatives when mine.suspects is set, labelled with the teacher's scores; written a block of queries at a time,
+    # so memory holds one block of rows
     def labelled(block: pd.DataFrame) -> pd.DataFrame:
         block = block.rename(columns=RENAME[form])
-        if teacher_scores is not None:
-            block = with_teacher_labels(block, teacher_scores(teacher_pairs(block)), teacher.positive_margin)
+        if audit_section is not None:
+            block_suspects = audit(block, form, scores, audit_section, cross_encoder, verdicts)
+            audit_counts["negatives"] += len(negative_slots(block, form))
+            block, changed = apply_policy(block, form, block_suspects, audit_section.policy)
+            for key in ("made_positive", "dropped"):
+                audit_counts[key] += changed[key]
+            suspects.append(block_suspects.drop(columns=["row", "slot"]))
+        if learns:
+            block = with_teacher_labels(block, teacher.scale * scores(teacher_pairs(block)), teacher.positive_margin)
+        if scores is not None:
+            scores.clear()
         return float_labels(block)
 
     try:
         blocks = mine_hard_negatives_in_blocks(
             train, vectors["train_queries.npy"], train_corpus, train_corpus_vectors,
             output_format=OUTPUT_FORMAT[form], index=train_index, **mine_params.train.model_dump(), **search,
-            desc="mine: train" + (" (with teacher scores)" if teacher_scores is not None else ""),
+            desc="mine: train" + (" (with teacher scores)" if learns else ""), with_ranks=audit_section is not None,
         )
     except ValueError as error:  # the library's own checks of range_min/range_max/num_negatives
         raise PipelineError(f"mine.train: {error}") from None
     rows = write_frames(map(labelled, blocks), train_out)
+    audit_result = None
+    if audit_section is not None:
+        audit_result = (pd.concat(suspects, ignore_index=True), audit_counts, verdicts)
 
     # 4. Dev reranking set: the top candidates of the whole corpus, in retrieval order
     candidates = pd.concat(mine_hard_negatives_in_blocks(
         dev, vectors["dev_queries.npy"], full_corpus, vectors["corpus.npy"], output_format="n-tuple",
         num_negatives=mine_params.dev_candidates, include_positives=True, **search, desc="mine: dev candidates",
     ), ignore_index=True)
-    return rows, candidates
+    return rows, candidates, audit_result
+
+
+def write_audit(audit_result, section, out_dir: Path) -> dict:
+    """The suspects (suspects.parquet, every column) and their report (suspects.md) in `out_dir`; their counts."""
+    suspects, counts, verdicts = audit_result
+    flagged = suspects[suspects["rules"] != ""]
+    metrics = suspects_summary(flagged, counts["negatives"])
+    metrics.update(policy=section.policy, made_positive=counts["made_positive"], dropped=counts["dropped"],
+                   false_negative_rate=false_negative_rate(verdicts, flagged))
+    if verdicts is not None:
+        metrics["verdicts"] = {"given": len(verdicts), "matched": int(suspects["verdict"].notna().sum())}
+    suspects.to_parquet(out_dir / "suspects.parquet", index=False)
+    (out_dir / "suspects.md").write_text(suspects_report(suspects, metrics, section.policy, section.report_rows))
+    return metrics
 
 
 @entrypoint
@@ -122,7 +158,10 @@ def main() -> None:
     with atomic_output(args.out_dir) as partial:
         partial.mkdir()
         with track_emissions(params.emissions, args.emissions, "mine"):
-            train_rows, candidates = mine(params, train, dev, args.embeddings_dir, partial / "train.parquet")
+            train_rows, candidates, audit_result = mine(params, train, dev, args.embeddings_dir,
+                                                        partial / "train.parquet")
+        suspects_metrics = (write_audit(audit_result, params.mine.suspects, partial) if audit_result is not None
+                            else None)
         dev_frame = dev.rename(columns={"score": "label"})
         samples = dev_samples(dev_frame, candidates)
         found = samples.apply(lambda row: any(d in row["positives"] for d in row["documents"]), axis=1)
@@ -137,6 +176,8 @@ def main() -> None:
         "dev_positive_retrieved": round(float(found.mean()), 4),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if suspects_metrics is not None:
+        metrics["suspects"] = suspects_metrics
     write_json(args.metrics, metrics)
     if args.summary:
         write_json(args.summary, {key: metrics[key] for key in ("train_rows", "dev_positive_retrieved")})

@@ -182,14 +182,47 @@ def evaluation_overlap(download: dict | None) -> list[str]:
     return lines
 
 
+def judged_line(entry: dict) -> str:
+    """A reranking set's judged@k beside its gains, in words; "" when the metrics have none.
+
+    Example: ``judged_line({"judged": {"measure": "judged@10", "retrieval": 0.1, "embedding_model": 0.1,
+    "trained": 0.09}})`` says that about a tenth of the top 10 is judged."""
+    judged = entry.get("judged")
+    if not judged:
+        return ""
+    runs = [("first stage", "retrieval"), *((BASELINE_NAMES[run].lower(), run) for run in BASELINES),
+            ("trained", "trained")]
+    shares = ", ".join(f"{label} {judged[run]:.4f}" for label, run in runs if run in judged)
+    return (f"{judged['measure']} (the share of the top documents with any judgment): {shares}. The measures count "
+            "an unjudged document as not relevant: where this is low, a gain may hide relevant documents nobody "
+            "judged (the evaluate stage lists them in reports/unjudged/).")
+
+
+def false_negatives_line(mine_metrics: dict | None) -> str:
+    """The mine stage's false-negative audit in words: suspects, the policy and, from reviewed suspects, the
+    estimated false-negative rate with its 95% Wilson interval; "" without an audit."""
+    audit = (mine_metrics or {}).get("suspects")
+    if not audit:
+        return ""
+    line = (f"{audit['suspects']:,} of {audit['negatives_audited']:,} mined negatives looked relevant to the "
+            f"audit's rules ({audit['queries_affected']:,} queries); policy `{audit['policy']}`.")
+    rate = audit.get("false_negative_rate", {})
+    if rate.get("reviewed"):
+        line += (f" Of {rate['reviewed']} reviewed, {rate['relevant']} were relevant: an estimated "
+                 f"{rate['rate']:.1%} of suspects are false negatives (95% Wilson interval {rate['ci_low']:.1%} to "
+                 f"{rate['ci_high']:.1%}).")
+    return line
+
+
 def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
                 pictures: dict[str, str] | None = None, download: dict | None = None,
-                provenance: list[dict] | None = None) -> str:
+                provenance: list[dict] | None = None, mine: dict | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
     evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote,
     `pictures` each reranking set's per-query gains picture (a file name beside the card), `download` the download
     stage's metrics (the training queries found in evaluation sets), `provenance` the rows of
-    reranker/card/provenance.py (None: a card without its provenance)."""
+    reranker/card/provenance.py (None: a card without its provenance), `mine` the mine stage's metrics (its
+    false-negative audit)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -245,6 +278,7 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         provenance=provenance, recorded_in=recorded_in, training_data=source_label(params.download.source),
+        judged_line=judged_line, false_negatives=false_negatives_line(mine),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
     )

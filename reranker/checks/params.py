@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from reranker.checks.collections import check_evaluation
 from reranker.checks.data_source import check_source
 from reranker.checks.models import check_model
+from reranker.checks.suspects import check_suspects
 from reranker.checks.training import SEED_LIMIT, check_training_args
 from reranker.errors import PipelineError
 from reranker.evaluation.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
@@ -47,6 +48,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
                     train.num_labels)
         if params.mine.teacher is not None and params.mine.teacher.model is not None:
             check_model(params.mine.teacher.model, "mine.teacher.model", "teacher", False, tokenize.max_length)
+        check_suspects(params)
         check_evaluation(params.evaluate)
         check_emissions(params.emissions)
     except PipelineError as error:

@@ -27,6 +27,10 @@ IR_MEASURES: dict[str, str] = {
     "mrr@{at_k}": "RR@{at_k}",
     "map": "AP",  # no cut-off: the evaluator's map is average precision over all reranked candidates
 }
+# How many of the top k documents have a judgment at all, relevant or not (ir-measures' Judged@k): beside each
+# nDCG, it says how much of that nDCG rests on judged documents. An unjudged document counts as not relevant, so a
+# low judged@k means the measure may miss relevant documents nobody judged (holes in the judgments)
+JUDGED = "judged@{at_k}"
 # The rankings of one collection that the evaluate stage writes, in CSV row order
 RUN_NAMES: tuple[str, ...] = ("first_stage", "embedding_model", "teacher", "base_model", "trained")
 PER_QUERY_DIR = "metrics/per_query"
@@ -88,6 +92,29 @@ def per_query(
         for metric in ir_measures.iter_calc(list(by_measure), qrels, run):
             if metric.query_id in qrels:
                 values[by_measure[metric.measure]][metric.query_id] = float(metric.value)
+    return values
+
+
+def judged(qrels: Mapping[str, Mapping[str, float]], run: Mapping[str, Mapping[str, float]],
+           at_k: int = 10) -> dict[str, float]:
+    """Judged@k of every judged query of a ranking: the share of its top k documents that `qrels` judges, whatever
+    the grade (0 included); a query the run has nothing for scores 0. Ties keep the run's order, as in `per_query`.
+
+    Example:
+        ::
+
+            qrels = {"q1": {"d1": 0, "d2": 1}}
+            judged(qrels, {"q1": {"d1": 0.9, "d3": 0.8, "d2": 0.7, "d4": 0.1}}, at_k=2)
+            # => {'q1': 0.5}
+    """
+    measure = ir_measures.parse_measure(f"Judged@{at_k}")
+    qrels = {str(query): {str(doc): 1 for doc in docs} for query, docs in qrels.items()}  # only presence counts
+    run = {str(query): _break_ties(docs) for query, docs in run.items()}
+    values = dict.fromkeys(qrels, 0.0)
+    if qrels:
+        for metric in ir_measures.iter_calc([measure], qrels, run):
+            if metric.query_id in qrels:
+                values[metric.query_id] = float(metric.value)
     return values
 
 

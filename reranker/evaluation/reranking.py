@@ -16,7 +16,7 @@ import pandas as pd
 
 from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
-from reranker.evaluation.measures import per_query
+from reranker.evaluation.measures import JUDGED, judged, per_query
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import compare_paired, significant
 
@@ -48,13 +48,31 @@ def score_candidates(model, candidates: pd.DataFrame, batch_size: int, show_prog
 
 
 def measure_runs(runs: dict, qrels: dict, at_k: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Run name -> measure -> query id -> value, every judged query counted."""
+    """Run name -> measure -> query id -> value, every judged query counted; judged@k last, from every judgment
+    (relevant or not), the other measures from the relevant ones."""
     relevant = judged_relevant(qrels)
-    return {name: per_query(relevant, run, at_k) for name, run in runs.items()}
+    return {name: {**per_query(relevant, run, at_k), JUDGED.format(at_k=at_k): judged(qrels, run, at_k)}
+            for name, run in runs.items()}
 
 
 def means(values: dict[str, dict[str, float]]) -> dict[str, float]:
     return {measure: round(float(np.mean(list(by_query.values()))), 4) for measure, by_query in values.items()}
+
+
+def split_judged(values: dict) -> tuple[dict, dict]:
+    """(`values` without judged@k, the `judged` entry of the metrics: the measure's name and each run's mean, runs
+    named as in the metrics). Judged@k describes the judgments, not the ranking's quality: it is reported beside
+    the measures, never tested. Example: ``split_judged(measure_runs(runs, qrels, 10))[1]["trained"]``."""
+    names = {"first_stage": "retrieval"}
+    first = next(iter(values.values()), {})
+    judged_name = next((measure for measure in first if measure.startswith("judged@")), None)
+    if judged_name is None:
+        return values, {}
+    entry = {"measure": judged_name}
+    for run, by_measure in values.items():
+        entry[names.get(run, run)] = round(float(np.mean(list(by_measure[judged_name].values()) or [0.0])), 4)
+    rest = {run: {m: v for m, v in by_measure.items() if m != judged_name} for run, by_measure in values.items()}
+    return rest, entry
 
 
 def report(kind: str, values: dict, significance) -> dict:
@@ -65,8 +83,11 @@ def report(kind: str, values: dict, significance) -> dict:
 
     Example: ``report("collection", measure_runs(runs, qrels, 10), params.evaluate.significance)["vs_retrieval"]``.
     """
+    values, judged_entry = split_judged(values)
     entry = {"kind": kind, "trained": means(values["trained"]), "retrieval": means(values["first_stage"]),
              **{name: means(values[name]) for name in BASELINES if name in values}}
+    if judged_entry:
+        entry["judged"] = judged_entry
     if "base_model" in values:
         entry["delta"] = {measure: round(entry["trained"][measure] - entry["base_model"][measure], 4)
                           for measure in entry["trained"]}
