@@ -156,9 +156,27 @@ def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) ->
     return [framing(base, "base_model"), *logged, framing(final, "trained")]
 
 
-def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame) -> str:
+def export_rows(export: dict | None) -> list[dict]:
+    """The card's rows of the export variants: the torch model first, then each variant with its gate, size,
+    quality delta on each set (primary metric, with its interval) and latency. `export` is metrics/export.json."""
+    if not export:
+        return []
+    rows = []
+    for name, entry in export["variants"].items():
+        deltas = [f"{set_name}: {gain(quality['delta'][quality['primary']])}"
+                  for set_name, quality in entry.get("quality", {}).items()]
+        rows.append({"name": name, "backend": entry["backend"], "file_name": entry.get("file_name"),
+                     "size_mb": entry["size_mb"], "passed": entry.get("passed", True), "deltas": deltas,
+                     "p50_ms": entry.get("p50_ms"), "p95_ms": entry.get("p95_ms"),
+                     "speedup": entry.get("speedup_p50"), "torch": name == "torch"})
+    return rows
+
+
+def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
+                export: dict | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
-    evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote."""
+    evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote, `export`
+    the export stage's metrics (None: no variants section)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -208,4 +226,5 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         log_rows=training_log(log, base, final, primary),
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
+        export=export, export_rows=export_rows(export),
     )
