@@ -187,6 +187,35 @@ class CardParams(Section):
     license: str
 
 
+# The export stage's variants: name -> (backend, what builds it). onnx-O1..O3 are ONNX Runtime's graph optimization
+# levels; onnx-int8 is dynamic int8 quantization with export.quantization's config; openvino-int8 is static int8
+# quantization calibrated on export.calibration_pairs in-domain pairs (reranker/export/variants.py)
+ExportVariant = Literal["onnx", "onnx-O1", "onnx-O2", "onnx-O3", "onnx-int8", "openvino", "openvino-int8"]
+
+
+class ExportGateParams(Section):  # what a variant must keep of the torch model's quality to ship
+    # The largest acceptable loss: a variant fails when the lower bound of its paired interval of the primary metric's
+    # delta (ndcg@at_k) versus the torch model falls below -max_loss on any reranking set
+    max_loss: NonNegativeFloat = 0.01
+    fail_stage: bool = False  # a failing variant fails the stage; else it is reported and left out of data/hub/
+
+
+class ExportLatencyParams(Section):  # the stage's own timing of every variant and the torch model
+    rounds: PositiveInt = 3  # variants interleaved, in a rotated order each round; the median round is reported
+    warmup_queries: NonNegativeInt = 5  # scored untimed before each model's timed queries in each round
+    max_queries: PositiveInt | None = None  # time at most this many dev queries; null: all of them
+    throughput_pairs: PositiveInt = 512  # dev pairs scored at evaluate.batch_size for pairs per second
+
+
+class ExportParams(Section):
+    variants: list[ExportVariant] = []  # empty: no export; the card ships the torch model alone
+    quantization: Literal["avx512_vnni", "avx512", "avx2", "arm64"] = "avx2"  # onnx-int8's config for the CPU
+    calibration_pairs: PositiveInt = 300  # openvino-int8: (query, document) pairs drawn from the training data
+    seed: int = 12  # draws the calibration pairs
+    gate: ExportGateParams = ExportGateParams()
+    latency: ExportLatencyParams = ExportLatencyParams()
+
+
 class Params(Section):
     recipe: str  # the conf/recipe/ file params.yaml was composed from
     download: DownloadParams
@@ -197,6 +226,7 @@ class Params(Section):
     evaluate: EvaluateParams
     emissions: EmissionsParams
     card: CardParams
+    export: ExportParams
 
 
 def read_params(path: str | Path = "params.yaml") -> dict:

@@ -30,7 +30,10 @@ def main() -> None:
     parser.add_argument("--download-metrics", type=Path, help="the download stage's metrics: the training queries "
                         "found in evaluation sets, for the card")
     parser.add_argument("--mine-metrics", type=Path, help="the mine stage's metrics: the false-negative audit")
+    parser.add_argument("--export", type=Path, nargs=2, metavar=("DIR", "METRICS"),
+                        help="the export stage's model folder and metrics: its variants that passed ship too")
     paths = parser.parse_args()
+    export = json.loads(paths.export[1].read_text()) if paths.export else None
     params = load_params()
 
     # 1. Each reranking set's per-query gains as a picture beside the card
@@ -45,6 +48,7 @@ def main() -> None:
         download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
         provenance=gather(params, paths.model_dir),
         mine=json.loads(paths.mine_metrics.read_text()) if paths.mine_metrics else None,
+        export=export,
     )
 
     # 3. The hub folder: the trained model's files, with this card in place of the library's own README
@@ -53,6 +57,12 @@ def main() -> None:
         (partial / "README.md").write_text(card)
         for name, frame in gains.items():
             (partial / pictures[name]).write_text(gains_svg(frame, f"{name}: trained vs first stage, ndcg"))
+        # 4. The export variants that passed the quality gate, in the library's layout (onnx/, openvino/); a variant
+        # that failed stays in data/export and metrics/export.json only
+        for entry in (export or {}).get("variants", {}).values():
+            for file in entry.get("files", []) if entry.get("passed") else []:
+                (partial / file).parent.mkdir(exist_ok=True)
+                shutil.copy2(paths.export[0] / file, partial / file)
     print(f"card: {paths.out_dir}/README.md ({len(card.splitlines())} lines) beside the model's weights")
 
 

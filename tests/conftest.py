@@ -58,6 +58,11 @@ TINY_PARAMS = {
         {"name": "wikiqa", "source": str(SHARED_DATA / "beir/wikiqa-dev"), "first_stage": "bm25", "k": 4},
     ],
     "evaluate.significance.resamples": 2000,
+    # the export stage's calibration and timing at a tiny scale: seconds, not minutes
+    "export.calibration_pairs": 16,
+    "export.latency.rounds": 1,
+    "export.latency.max_queries": 4,
+    "export.latency.throughput_pairs": 32,
 }
 
 

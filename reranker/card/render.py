@@ -214,15 +214,31 @@ def false_negatives_line(mine_metrics: dict | None) -> str:
     return line
 
 
+def export_rows(export: dict | None) -> list[dict]:
+    """The card's rows of the export variants: the torch model first, then each variant with its gate, size,
+    quality delta on each set (primary metric, with its interval) and latency. `export` is metrics/export.json."""
+    if not export:
+        return []
+    rows = []
+    for name, entry in export["variants"].items():
+        deltas = [f"{set_name}: {gain(quality['delta'][quality['primary']])}"
+                  for set_name, quality in entry.get("quality", {}).items()]
+        rows.append({"name": name, "backend": entry["backend"], "file_name": entry.get("file_name"),
+                     "size_mb": entry["size_mb"], "passed": entry.get("passed", True), "deltas": deltas,
+                     "p50_ms": entry.get("p50_ms"), "p95_ms": entry.get("p95_ms"),
+                     "speedup": entry.get("speedup_p50"), "torch": name == "torch"})
+    return rows
+
+
 def render_card(params, log: dict, base: dict, final: dict, emissions: dict, data: pd.DataFrame,
                 pictures: dict[str, str] | None = None, download: dict | None = None,
-                provenance: list[dict] | None = None, mine: dict | None = None) -> str:
+                provenance: list[dict] | None = None, mine: dict | None = None, export: dict | None = None) -> str:
     """The card's Markdown: `params` the loaded params, `log` the train stage's log, `base` and `final` the two
     evaluate stages' metrics, `emissions` the train stage's, `data` the training data the mine stage wrote,
     `pictures` each reranking set's per-query gains picture (a file name beside the card), `download` the download
     stage's metrics (the training queries found in evaluation sets), `provenance` the rows of
     reranker/card/provenance.py (None: a card without its provenance), `mine` the mine stage's metrics (its
-    false-negative audit)."""
+    false-negative audit), `export` the export stage's metrics (None: no variants section)."""
     evaluators = [name for name, value in final.items() if isinstance(value, dict)]
     kinds = {name: final[name]["kind"] for name in evaluators}
     primary = {name: primary_metric(kind, evaluator_at_k(name, kind, params.evaluate), params.train.num_labels)
@@ -281,4 +297,5 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         judged_line=judged_line, false_negatives=false_negatives_line(mine),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
+        export=export, export_rows=export_rows(export),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from reranker.checks.collections import check_evaluation
 from reranker.checks.data_source import check_source
+from reranker.checks.export import check_export
 from reranker.checks.models import check_model
 from reranker.checks.suspects import check_suspects
 from reranker.checks.training import SEED_LIMIT, check_training_args
@@ -51,6 +52,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
         check_suspects(params)
         check_evaluation(params.evaluate)
         check_emissions(params.emissions)
+        check_export(params.export)
     except PipelineError as error:
         message = str(error)
         raise PipelineError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None
