@@ -245,7 +245,8 @@ def test_stage_writes_variants_and_the_metrics_schema(tiny_model, tmp_path):
     assert {"p50_ms", "p95_ms", "pairs_per_second"} <= set(metrics["variants"]["torch"])
 
 
-def test_export_params_default_builds_an_int8_variant():
+def test_export_is_off_by_default_and_a_failing_variant_does_not_fail_the_stage():
+    # the export extra installs an older transformers than the pipeline's: a plain install must not need it
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert any(VARIANTS[name].kind == "quantized" for name in params["export"]["variants"])
+    assert params["export"]["variants"] == []
     assert SimpleNamespace(**params["export"]).gate["fail_stage"] is False
