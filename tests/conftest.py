@@ -35,7 +35,7 @@ def reads_shared(value) -> bool:
     return str(SHARED_DATA) in str(value) or "../shared/data" in str(value)
 
 
-PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "reranker", "stages", "sample", ".dvcignore"]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", "conf", "reranker", "stages", "sample", "verdicts", ".dvcignore"]
 
 # The tiny pipeline trains the BCE recipe: one (query, document) pair a row gives enough steps on 90 rows for the
 # checkpoint, resume and card tests. The default recipe's distillation (MarginMSE on the embedding model's scores)
@@ -136,7 +136,7 @@ def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False, ti
         set_params(path, {**TINY_PARAMS, **(overrides or {})})
         if reads_shared((path / "params.yaml").read_text()):
             skip_without_shared()
-    else:
+    elif hydra:
         skip_without_shared()  # the offline recipes read it through ../shared, as from a checkout
         if not (path.parent / "shared").exists():
             (path.parent / "shared").symlink_to(SHARED_DATA.parent)

@@ -197,3 +197,29 @@ def test_missing_model_path_is_a_clear_error():
     with pytest.raises(PipelineError, match="does not exist"):
         resolve_model("./models/not-there")
     assert resolve_model(MINILM).endswith("model")
+
+
+def test_build_trainer_is_the_train_stages_assembly_and_takes_a_step(tmp_path):
+    """The trainer the train stage, the throughput benchmark and the tests build: token ids in, one step out."""
+    from datasets import Dataset
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    from reranker.batching import LengthGroupedTrainer
+    from reranker.params import TrainParams
+    from reranker.trainer import build_trainer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
+    frame = pd.DataFrame({"query": ["what is a moraine?", "who wrote hamlet?"] * 2,
+                          "document": ["Rock a glacier dropped.", "A play.", "Shakespeare did.", "A ridge."],
+                          "label": [1.0, 0.0, 1.0, 0.0]})
+    frame.to_parquet(tmp_path / "pairs.parquet", index=False)
+    write_token_ids(tmp_path / "pairs.parquet", tmp_path / "ids.parquet", tokenizer, 32, TokenCounts(special_tokens=3))
+    train = TrainParams(base_model=MINILM, loss="BinaryCrossEntropyLoss", args={}, group_by_length=True)
+    args = CrossEncoderTrainingArguments(output_dir=str(tmp_path / "out"), max_steps=1, per_device_train_batch_size=2,
+                                         report_to="none", use_cpu=True, save_strategy="no")
+    trainer = build_trainer(train, 32, args, Dataset.from_parquet(str(tmp_path / "ids.parquet")))
+    assert isinstance(trainer, LengthGroupedTrainer) and isinstance(trainer.model, TokenIdCrossEncoder)
+    assert type(trainer.loss).__name__ == "BinaryCrossEntropyLoss"
+    before = trainer.model.model.classifier.weight.detach().clone()
+    assert trainer.train().global_step == 1
+    assert not torch.equal(before, trainer.model.model.classifier.weight)
