@@ -60,8 +60,9 @@ def main() -> None:
         write_json(args.metrics, metrics)
     if args.summary:
         compared = [entry for entry in [*evaluation.values(), metrics["dev"]] if entry["compared"]]
+        # the training rows are the mine stage's headline (after mining); download's are in its full metrics
         write_json(args.summary, {"evaluation_queries_in_training": sum(e["in_training"] for e in compared),
-                                  "dropped_rows": dropped, "train_rows": train.num_rows})
+                                  "dropped_rows": dropped})
 
 
 if __name__ == "__main__":

@@ -93,8 +93,7 @@ def test_the_drop_param_drops_the_rows_and_says_so(tmp_path, monkeypatch):
                                              "example": "Why is the sky blue?", "dropped_rows": 2, "in_training": 0}
     assert metrics["source_rows"] == 13 and metrics["dropped_rows"] == 2
     assert metrics["train_rows"] + metrics["dev_rows"] == 11
-    assert json.loads((tmp_path / "s.json").read_text()) == {"evaluation_queries_in_training": 0, "dropped_rows": 2,
-                                                             "train_rows": metrics["train_rows"]}
+    assert json.loads((tmp_path / "s.json").read_text()) == {"evaluation_queries_in_training": 0, "dropped_rows": 2}
 
 
 def test_a_training_query_equal_to_a_dev_query_once_normalised(tmp_path, monkeypatch, capsys):

@@ -96,7 +96,7 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     params = yaml.safe_load(original)
     set_params(embedded, {"train.loss": loss, "train.loss_args": {}, **overrides})
     try:
-        for stage in ("mine", "tokenize", "train", "evaluate_base", "evaluate", "card"):
+        for stage in ("mine", "tokenize", "train", "evaluate_base", "evaluate", "export", "card"):
             run_stage(stage, monkeypatch)
     finally:
         (embedded / "params.yaml").write_text(original)

@@ -73,7 +73,8 @@ def test_dvc_shows_the_headline_metrics_and_plots_by_training_step(reproduced):
     # dvc exp show: the headline of each metrics file, not every interval, p-value, kind and timing
     header = next(csv.reader(io.StringIO(dvc(reproduced, "exp", "show", "--csv").stdout)))
     metrics = header[header.index("parent") + 1:header.index("recipe")]
-    assert metrics == ["train_rows", "dev_positive_retrieved", "truncated_share", "train_loss", "train_seconds",
+    assert metrics == ["evaluation_queries_in_training", "dropped_rows", "train_rows", "dev_positive_retrieved",
+                       "truncated_share", "train_loss", "train_seconds",
                        *(f"{name}.{key}" for name in SETS
                          for key in ("ndcg@10", "vs_first_stage", "significant", "p_value", "vs_embedding_model"))],\
         metrics
@@ -107,6 +108,9 @@ def test_runs_and_per_query_metrics_are_small_git_files(reproduced):
         for run in ("first_stage", "embedding_model", "trained"):
             side = "retrieval" if run == "first_stage" else run
             for metric, values in per_query[run].items():
+                if metric.startswith("judged@"):  # reported beside the measures, in the set's `judged` entry
+                    assert abs(sum(values.values()) / len(values) - metrics[name]["judged"][side]) < 1e-3
+                    continue
                 assert abs(sum(values.values()) / len(values) - metrics[name][side][metric]) < 1e-3
     # the shipped BM25 run is the first stage of climatefever, cut at k = 4
     shipped = {}
@@ -137,7 +141,7 @@ def test_learning_rate_change_reruns_train_evaluate_card_only(reproduced, tmp_pa
     base_metrics = (repo / "metrics/evaluate_base.json").read_text()
     set_params(repo, {"train.args.learning_rate": 1e-4})
     # the check reruns on any param (seconds) and writes the same file: nothing else is invalidated by it
-    assert ran(dvc(repo, "repro")) == {"check", "train", "evaluate", "card"}
+    assert ran(dvc(repo, "repro")) == {"check", "train", "evaluate", "export", "card"}
     assert (repo / "metrics/evaluate_base.json").read_text() == base_metrics  # read from the cache, not recomputed
     log = json.loads((repo / "data/train/log.json").read_text())
     assert log["all_args"]["learning_rate"] == 1e-4
