@@ -1,22 +1,22 @@
-"""Texts from the data in a Markdown table a person reviews (the suspects report, the unjudged documents): any
-text may hold markup, pipes or newlines, which must show as they are, never run or break the table."""
+"""Data texts inside Markdown (the model card, the suspects report, the unjudged documents): any text may hold
+markup, pipes or newlines, which must show as they are, never run or break the table they sit in."""
 
 from __future__ import annotations
 
-import html
+import re
+
+REPORT_CELL = 400  # characters of a text in a review report's cell: enough to judge it, short enough to scan
 
 
-def escaped(text: str, limit: int = 400) -> str:
-    """A text safe in a Markdown table cell: HTML escaped (a text holding markup shows it, never runs it), Markdown's
-    own characters backslash-escaped, newlines as spaces, cut at `limit` characters.
+def markdown_text(value, limit: int = 300) -> str:
+    """Data text inside Markdown: one line, no HTML, no table or emphasis syntax, so a row cannot inject
+    markup or break the table it sits in; cut at `limit` characters.
 
     Example:
-        >>> print(escaped("<script>x</script> | *a*"))
+        >>> print(markdown_text("<script>x</script> | *a*"))
         &lt;script&gt;x&lt;/script&gt; \\| \\*a\\*
     """
-    text = " ".join(str(text).split())
-    text = text if len(text) <= limit else text[:limit - 1] + "…"
-    text = html.escape(text, quote=False)
-    for character in "\\`*_[]|":
-        text = text.replace(character, "\\" + character)
-    return text
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    text = text[:limit] + ("…" if len(text) > limit else "")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reranker.markdown_cells import escaped
+from reranker.markdown_cells import REPORT_CELL, markdown_text
 from reranker.verdicts import text_id
 
 RULES = ("absolute_margin", "positive_share", "teacher_threshold")
@@ -209,7 +209,9 @@ def report(suspects: pd.DataFrame, metrics: dict, policy: str, rows: int) -> str
     ]
     for number, row in enumerate(ordered.itertuples(), start=1):
         verdict = {True: "relevant", False: "not relevant"}.get(row.verdict, "")
-        lines.append(f"| {number} | {escaped(row.query)} `{row.query_id}` | {escaped(row.positive)} | "
-                     f"{escaped(row.candidate)} `{row.document_id}` | {row.positive_score:.3f} / "
+        query, positive, candidate = (markdown_text(text, REPORT_CELL) for text in (row.query, row.positive,
+                                                                                  row.candidate))
+        lines.append(f"| {number} | {query} `{row.query_id}` | {positive} | "
+                     f"{candidate} `{row.document_id}` | {row.positive_score:.3f} / "
                      f"{row.candidate_score:.3f} | {row.rank} | {row.rules.replace(',', ', ')} | {verdict} |")
     return "\n".join(lines) + "\n"

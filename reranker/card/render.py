@@ -4,7 +4,6 @@ only (params, metrics, training log, emissions, training data)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import jinja2
@@ -16,6 +15,7 @@ from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import significant
 from reranker.loss_inputs import learns_teacher_scores
+from reranker.markdown_cells import markdown_text
 
 TEMPLATE = Path(__file__).with_name("template.md.j2")
 BASELINE_NAMES = {"embedding_model": "Embedding model", "teacher": "Teacher", "base_model": "Base model"}
@@ -26,15 +26,6 @@ TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "nanobeir": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "nanobeir_mean": ("cross-encoder-nano-beir", "Cross Encoder Nano BEIR"),
          "classification": ("cross-encoder-binary-classification", "Cross Encoder Binary Classification")}
-
-
-def markdown_text(value, limit: int = 300) -> str:
-    """Data text inside Markdown: one line, no HTML, no table or emphasis syntax, so a row cannot inject
-    markup or break the table it sits in."""
-    text = re.sub(r"\s+", " ", str(value)).strip()
-    text = text[:limit] + ("…" if len(text) > limit else "")
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
 
 
 def python_literal(value: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reranker.markdown_cells import escaped
+from reranker.markdown_cells import REPORT_CELL, markdown_text
 
 
 def unjudged_top(candidates: pd.DataFrame, scores, qrels: dict, at_k: int) -> pd.DataFrame:
@@ -28,12 +28,13 @@ def unjudged_top(candidates: pd.DataFrame, scores, qrels: dict, at_k: int) -> pd
 
 def unjudged_report(name: str, holes: pd.DataFrame, judged_entry: dict, rows: int = 50) -> str:
     """A Markdown page of the `rows` highest-scored unjudged documents of set `name` (from `unjudged_top`)."""
-    lines = [f"# Unjudged documents in the trained model's top ranks: {escaped(name)}", "",
+    lines = [f"# Unjudged documents in the trained model's top ranks: {markdown_text(name, REPORT_CELL)}", "",
              f"{len(holes)} (query, document) pairs in the top ranks have no judgment; each counts as not relevant. "
              f"{judged_entry.get('measure', 'judged')}: first stage {judged_entry.get('retrieval', 0):.4f}, trained "
              f"{judged_entry.get('trained', 0):.4f}. The {min(rows, len(holes))} the trained model scores highest:",
              "", "| # | query | document | rank | score |", "|---|---|---|---|---|"]
     for number, row in enumerate(holes.head(rows).itertuples(), start=1):
-        lines.append(f"| {number} | {escaped(row.query)} `{escaped(row.query_id)}` | {escaped(row.document)} "
-                     f"`{escaped(row.doc_id)}` | {row.rank} | {row.score:.3f} |")
+        query, query_id, document, doc_id = (markdown_text(text, REPORT_CELL) for text in (
+            row.query, row.query_id, row.document, row.doc_id))
+        lines.append(f"| {number} | {query} `{query_id}` | {document} `{doc_id}` | {row.rank} | {row.score:.3f} |")
     return "\n".join(lines) + "\n"
