@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from reranker.errors import PipelineError
+from reranker.relevance import is_relevant
 from reranker.sources import (
     FORMAT_NAMES,
     LOCAL_FORMATS,  # noqa: F401 (re-exported: where the formats were named before)
@@ -26,11 +27,12 @@ from reranker.sources import (
 )
 
 
-def load_source(download) -> pa.Table:
-    """The rows of `download.source` (the params' download section): a local Parquet, JSON lines, JSON or CSV
-    file or folder, else a hub data set at `download.revision`; at most `download.limit` rows."""
+def load_source(download, key: str = "download") -> pa.Table:
+    """The rows of `download.source` (the params' download section, or one of its more_sources, named `key` in
+    messages): a local Parquet, JSON lines, JSON or CSV file or folder, else a hub data set at `download.revision`;
+    at most `download.limit` rows."""
     source = download.source
-    found = local_files(source)
+    found = local_files(source, key)
     if found is None:
         table = load_hub(download)
     else:
@@ -38,7 +40,7 @@ def load_source(download) -> pa.Table:
         tables = [read_file(file, data_format, where(source, file)) for file in files]
         tables = [table for table in tables if table.num_columns or table.num_rows]  # an empty file of a folder
         if not tables:
-            raise PipelineError(f"data set '{source}' has no rows; point download.source at non-empty data")
+            raise PipelineError(f"data set '{source}' has no rows; point {key}.source at non-empty data")
         try:
             table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
         except (pa.ArrowException, ValueError) as error:
@@ -133,6 +135,25 @@ def to_recipe_columns(table: pa.Table, shape: str, columns: dict[str, str], sour
     if shape == "listwise":
         return first_rows(listwise_rows(table, columns, name), ["query"])
     return first_rows(table, table.column_names)
+
+
+def relevant_pairs(table: pa.Table, shape: str) -> pa.Table:
+    """(query, document) of each relevant document of recipe-column rows of `shape`: pairs as they are, labelled
+    pairs relevant by their label, each relevant document of a listwise row's list; the form download.more_sources
+    join download.source in, to be mined like it.
+
+    Example: ``relevant_pairs(pa.table({"query": ["q"], "documents": [["a", "b"]], "labels": [[0.0, 1.0]]}),
+    "listwise")`` holds the one pair ("q", "b").
+    """
+    if shape == "listwise":
+        table = table.combine_chunks()  # a list's parent indices count from its chunk's start
+        rows = pc.list_parent_indices(table["documents"])
+        table = pa.table({"query": table["query"].take(rows), "document": pc.list_flatten(table["documents"]),
+                          "label": pc.list_flatten(table["labels"])})
+    if "label" in table.column_names:
+        table = table.filter(pa.array(is_relevant(table["label"].to_numpy())))
+    return first_rows(table.select(["query", "document"]).cast(
+        pa.schema([("query", pa.large_string()), ("document", pa.large_string())])), ["query", "document"])
 
 
 def decoded(column: pa.ChunkedArray) -> pa.ChunkedArray:

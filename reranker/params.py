@@ -27,6 +27,18 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class SourceParams(Section):  # one more training data set, read as download.source is and trained on with it
+    source: str
+    config: str | None = None
+    split: str = "train"
+    revision: str | None = None
+    limit: PositiveInt | None = None
+    # Each relevant (query, document) of the rows becomes a pair whose negatives are mined: a labelled pair or a
+    # list's document relevant by the one relevance rule (reranker/relevance.py)
+    shape: Literal["pairs", "labelled_pairs", "listwise"] = "pairs"
+    columns: dict[str, str]
+
+
 class DownloadParams(Section):
     source: str  # a hub data set id, or a local file or folder (Parquet, JSON lines, CSV)
     config: str | None = None
@@ -40,6 +52,9 @@ class DownloadParams(Section):
     # A training query that is also an evaluation query (a collection's, NanoBEIR's or a dev query, compared as
     # normalised text) stops the download stage; true drops those queries' training rows instead (reranker/leakage.py)
     drop_evaluation_queries: bool = False
+    # Further data sets trained on together with `source` (shape pairs): several domains in one run. Their queries
+    # and download.source's are one pool for the dev hold-out and the evaluation-overlap check
+    more_sources: list[SourceParams] = []
 
 
 class EmbedParams(Section):

@@ -19,48 +19,49 @@ TEXT_COLUMNS, NUMBER_COLUMNS = ("query", "document"), ("label", "score")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-def check_column_mapping(shape: str, columns: dict[str, str]) -> None:
-    """download.columns maps exactly the recipe columns of `shape`."""
+def check_column_mapping(shape: str, columns: dict[str, str], key: str = "download") -> None:
+    """`key`.columns (download.columns, or one of download.more_sources) maps exactly the recipe columns of
+    `shape`."""
     needed = SHAPE_COLUMNS[shape]
     if missing := [c for c in needed if c not in columns]:
-        raise PipelineError(f"download.columns lacks {missing} for shape '{shape}'; map each to a source column")
+        raise PipelineError(f"{key}.columns lacks {missing} for shape '{shape}'; map each to a source column")
     if unknown := [c for c in columns if c not in needed]:
-        raise PipelineError(f"download.columns names {unknown}, which shape '{shape}' does not use; remove them")
+        raise PipelineError(f"{key}.columns names {unknown}, which shape '{shape}' does not use; remove them")
     if empty := [c for c, s in columns.items() if not s.strip()]:
-        raise PipelineError(f"download.columns.{empty[0]} is empty; set it to a column of the source")
+        raise PipelineError(f"{key}.columns.{empty[0]} is empty; set it to a column of the source")
 
 
-def local_files(source: str) -> tuple[list[Path], str] | None:
-    """(files, format) of a local `download.source`, or None for a hub data set id.
+def local_files(source: str, key: str = "download") -> tuple[list[Path], str] | None:
+    """(files, format) of a local `download.source` (or `key`.source), or None for a hub data set id.
 
     Example: ``local_files("sample/qa")`` is ``([Path("sample/qa/part-1.jsonl"), ...], "json")``.
     """
     if not source.strip():
-        raise PipelineError("download.source is empty; give a Parquet, JSON lines or CSV file or folder, or a hub "
+        raise PipelineError(f"{key}.source is empty; give a Parquet, JSON lines or CSV file or folder, or a hub "
                             "data set id")
     path = Path(outside_path(source)).expanduser()
     if not path.exists():
         first = Path(outside_path(source)).parts[0] if source else ""
         if source.startswith((".", "/", "~")) or Path(source).suffix in LOCAL_FORMATS or (
                 first and Path(first).is_dir()) or not HUB_ID.match(source):
-            raise PipelineError(f"download.source '{source}' does not exist (looked for {path.absolute()}); give an "
+            raise PipelineError(f"{key}.source '{source}' does not exist (looked for {path.absolute()}); give an "
                                 "existing Parquet, JSON lines or CSV file or folder, or a hub data set id")
         return None
     if path.is_dir():
         files = sorted(data_files(path))
         formats = sorted({LOCAL_FORMATS[p.suffix] for p in files})
         if not files:
-            raise PipelineError(f"download.source '{source}' is a folder without Parquet, JSON lines or CSV files "
+            raise PipelineError(f"{key}.source '{source}' is a folder without Parquet, JSON lines or CSV files "
                                 "(.parquet, .jsonl, .json, .csv); point it at such data")
         if len(formats) > 1:
             examples = ", ".join(next(str(p.relative_to(path)) for p in files if LOCAL_FORMATS[p.suffix] == f)
                                  for f in formats)
-            raise PipelineError(f"download.source '{source}' mixes formats ({examples}); keep files of one format "
-                                "in the folder, or point download.source at one file")
+            raise PipelineError(f"{key}.source '{source}' mixes formats ({examples}); keep files of one format "
+                                f"in the folder, or point {key}.source at one file")
         return files, formats[0]
     if path.suffix not in LOCAL_FORMATS:
-        raise PipelineError(f"download.source '{source}' is not a .parquet, .jsonl, .json or .csv file; convert it "
-                            "or point download.source at such a file")
+        raise PipelineError(f"{key}.source '{source}' is not a .parquet, .jsonl, .json or .csv file; convert it "
+                            f"or point {key}.source at such a file")
     return [path], LOCAL_FORMATS[path.suffix]
 
 
@@ -80,7 +81,7 @@ def where(source: str, file: Path) -> str:
     return f"data set '{source}'" if Path(outside_path(source)).expanduser() == file else f"file '{file}'"
 
 
-def check_schema(schema, shape: str, columns: dict[str, str], name: str) -> None:
+def check_schema(schema, shape: str, columns: dict[str, str], name: str, key: str = "download") -> None:
     """Each mapped column is there, in a type its recipe column can take (texts, numbers, lists); `schema` is a
     pyarrow schema (a Parquet footer's, or the data read)."""
     import pyarrow as pa
@@ -89,14 +90,14 @@ def check_schema(schema, shape: str, columns: dict[str, str], name: str) -> None
         field = find_field(schema, source_column)
         if field is None:
             raise PipelineError(f"{name} has no column '{source_column}' (it has {schema.names}); "
-                                f"set download.columns.{recipe_column} to one of them")
+                                f"set {key}.columns.{recipe_column} to one of them")
         kind = value_kind(field.type, pa)
         if recipe_column in TEXT_COLUMNS and kind == "binary":
             raise PipelineError(f"column '{source_column}' of {name} holds bytes that are not UTF-8 text; save the "
                                 "file as UTF-8")
         if recipe_column in TEXT_COLUMNS and kind not in ("text", "null"):
             raise PipelineError(f"column '{source_column}' of {name} holds {field.type} values, not texts; map "
-                                f"download.columns.{recipe_column} to a text column")
+                                f"{key}.columns.{recipe_column} to a text column")
         if recipe_column in NUMBER_COLUMNS and kind not in ("number", "bool", "null"):
             raise PipelineError(f"column '{source_column}' of {name} holds non-numeric values ({field.type}); "
                                 f"{recipe_column}s must be numbers such as 0/1 or scores")

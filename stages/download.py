@@ -1,17 +1,18 @@
-"""Step 1, download: load the recipe's data from the hub or a local file/folder, rename its columns to the
-recipe's, check that no training query is an evaluation query, hold out dev queries (no query is in both splits)
-and write train/dev Parquet. Arrow throughout; the hub's `datasets` is imported only for a hub id (of the data or of
-an evaluation collection), so the stage starts in about a second."""
+"""Step 1, download: load the recipe's data from the hub or a local file/folder (and any more data sets to train on
+with it), rename its columns to the recipe's, check that no training query is an evaluation query, hold out dev
+queries (no query is in both splits) and write train/dev Parquet. Arrow throughout; the hub's `datasets` is imported
+only for a hub id (of the data or of an evaluation collection), so the stage starts in about a second."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reranker.data import load_source, split_by_query, to_recipe_columns
+from reranker.data import first_rows, load_source, relevant_pairs, split_by_query, to_recipe_columns
 from reranker.errors import entrypoint
 from reranker.leakage import NORMALISATION, EvaluationSet, evaluation_sets, guard
 from reranker.outputs import atomic_output, write_json
@@ -28,8 +29,15 @@ def main() -> None:
     params = load_sections("download", "evaluate")
     download = params.download
 
-    # 1. Load the source and map its columns to the recipe's
+    # 1. Load the source and map its columns to the recipe's; more sources join it as (query, relevant document)
+    # pairs, mined like it, one pool of queries from here on
     table = to_recipe_columns(load_source(download), download.shape, download.columns, download.source)
+    sources = {download.source: table.num_rows}
+    for number, more in enumerate(download.more_sources):
+        rows = relevant_pairs(to_recipe_columns(load_source(more, f"download.more_sources[{number}]"), more.shape,
+                                                more.columns, more.source), more.shape)
+        sources[more.source] = rows.num_rows
+        table = first_rows(pa.concat_tables([table, rows]), ["query", "document"])
     source_rows = table.num_rows
 
     # 2. No evaluation query may be trained on: compared here, seconds into the run, because this stage reads the
@@ -43,7 +51,8 @@ def main() -> None:
     train, dev_report = guard(train, [dev_set], download.drop_evaluation_queries)
     dropped = source_rows - train.num_rows - dev.num_rows
     print(f"download: {train.num_rows} train rows, {dev.num_rows} dev rows ({download.dev_queries} dev queries) "
-          f"from {download.source}" + (f"; {dropped} training rows of evaluation queries dropped" if dropped else ""))
+          f"from {', '.join(sources)}"
+          + (f"; {dropped} training rows of evaluation queries dropped" if dropped else ""))
 
     # 4. Write both splits at once, so that a failure leaves neither
     with atomic_output(args.out_dir) as partial:
@@ -51,7 +60,7 @@ def main() -> None:
         pq.write_table(train, partial / "train.parquet")
         pq.write_table(dev, partial / "dev.parquet")
     metrics = {
-        "source_rows": source_rows, "train_rows": train.num_rows, "dev_rows": dev.num_rows,
+        "source_rows": source_rows, "rows_per_source": sources, "train_rows": train.num_rows, "dev_rows": dev.num_rows,
         "train_queries": len(pc.unique(train["query"])), "dev_queries": len(pc.unique(dev["query"])),
         "drop_evaluation_queries": download.drop_evaluation_queries, "dropped_rows": dropped,
         "normalisation": NORMALISATION, "evaluation": evaluation, "dev": dev_report["dev"],

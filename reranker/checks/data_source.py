@@ -1,6 +1,7 @@
-"""`download.source`, checked before any stage works: the column mapping, the local files and what each one's footer,
-first line or header says of its columns and rows (no rows read, so that a large source checks in seconds), and a
-hub data set for being reachable. The download stage reads the rows and reports what only a full read finds."""
+"""`download.source` and `download.more_sources`, checked before any stage works: the column mapping, the local files
+and what each one's footer, first line or header says of its columns and rows (no rows read, so that a large source
+checks in seconds), and a hub data set for being reachable. The download stage reads the rows and reports what only
+a full read finds."""
 
 from __future__ import annotations
 
@@ -17,18 +18,31 @@ from reranker.sources import check_column_mapping, check_schema, first_line, loc
 HEAD_BYTES = 1 << 20  # what the check reads of a JSON lines or CSV file: its first line, at most this
 
 
-def check_source(download) -> int | None:
-    """The cheap checks of `download` (the params' section): the column mapping, the local files and what each
-    one's footer, first line or header says of its columns and rows; a hub id only for being there (cache or
-    network). Returns the most rows the stage can read when the params or a Parquet footer say, else None."""
-    check_column_mapping(download.shape, download.columns)
-    found = local_files(download.source)
-    if download.limit is not None and download.dev_queries >= download.limit:
+def check_sources(download) -> int | None:
+    """`download.source` and each of `download.more_sources`, checked by `check_source`; the most rows the stage can
+    read when the params or the Parquet footers say, else None."""
+    rows = check_source(download)
+    for number, more in enumerate(download.more_sources):
+        more_rows = check_source(more, f"download.more_sources[{number}]")
+        rows = None if rows is None or more_rows is None else rows + more_rows
+    return rows
+
+
+def check_source(download, key: str = "download") -> int | None:
+    """The cheap checks of `download` (the params' section, or one of its more_sources, named `key` in messages): the
+    column mapping, the local files and what each one's footer, first line or header says of its columns and rows; a
+    hub id only for being there (cache or network). Returns the most rows the stage can read when the params or a
+    Parquet footer say, else None. download.dev_queries is held against the rows only where download.source is the
+    one source."""
+    check_column_mapping(download.shape, download.columns, key)
+    found = local_files(download.source, key)
+    dev_queries = getattr(download, "dev_queries", None) if not getattr(download, "more_sources", None) else None
+    if download.limit is not None and dev_queries is not None and dev_queries >= download.limit:
         raise PipelineError(f"download.dev_queries is {download.dev_queries} but download.limit reads only "
                             f"{download.limit} rows, so at most {download.limit} queries; lower dev_queries below "
                             "the number of queries (and leave some for training), or raise the limit")
     if found is None:
-        check_hub_dataset("download.source", download.source)
+        check_hub_dataset(f"{key}.source", download.source)
         return download.limit
     files, data_format = found
     if data_format == "parquet":
@@ -43,10 +57,10 @@ def check_source(download) -> int | None:
                 raise PipelineError(f"{where(download.source, file)} is not a readable Parquet file "
                                     f"({first_line(error)}); replace it or fix its extension") from None
             rows += metadata.num_rows
-            check_schema(schema, download.shape, download.columns, where(download.source, file))
+            check_schema(schema, download.shape, download.columns, where(download.source, file), key)
         if rows == 0:
-            raise PipelineError(f"data set '{download.source}' has no rows; point download.source at non-empty data")
-        if download.dev_queries >= min(rows, download.limit or rows):
+            raise PipelineError(f"data set '{download.source}' has no rows; point {key}.source at non-empty data")
+        if dev_queries is not None and dev_queries >= min(rows, download.limit or rows):
             raise PipelineError(f"download.dev_queries is {download.dev_queries} but '{download.source}' has only "
                                 f"{rows} rows, so fewer queries; lower download.dev_queries")
         return min(rows, download.limit or rows)
@@ -54,7 +68,7 @@ def check_source(download) -> int | None:
         head = read_head(file)
         if not head.strip():
             if len(files) == 1:
-                raise PipelineError(f"data set '{download.source}' is empty; point download.source at non-empty data")
+                raise PipelineError(f"data set '{download.source}' is empty; point {key}.source at non-empty data")
             continue
         names = head_columns(head, data_format, where(download.source, file))
         if names is not None:
@@ -62,7 +76,7 @@ def check_source(download) -> int | None:
                 if not has_column(names, source_column):
                     raise PipelineError(
                         f"{where(download.source, file)} has no column '{source_column}' (it has {sorted(names)}); "
-                        f"set download.columns.{recipe_column} to one of them")
+                        f"set {key}.columns.{recipe_column} to one of them")
     return download.limit
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from reranker.checks.collections import check_evaluation
-from reranker.checks.data_source import check_source
+from reranker.checks.data_source import check_sources
 from reranker.checks.export import check_export
 from reranker.checks.models import check_model
 from reranker.checks.suspects import check_suspects
@@ -39,7 +39,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
         check_training_args(params.train.args)
         check_recipe(params)
         check_values(params)
-        rows = check_source(params.download)
+        rows = check_sources(params.download)
         if rows is not None and params.download.shape == "pairs" and params.mine.dev_candidates >= rows:
             raise PipelineError(f"mine.dev_candidates is {params.mine.dev_candidates} but the data has at most {rows} "
                                 "rows, so fewer documents to retrieve from; lower mine.dev_candidates")
@@ -89,6 +89,10 @@ def check_recipe(params: Params) -> None:
         raise PipelineError(f"train.loss {train.loss} wants {INPUT_COLUMNS[wants]}, but download.shape "
                             f"'{shape}' gives {INPUT_COLUMNS[SHAPE_GIVES[shape]]}; use shape pairs (mine builds "
                             f"them) or a loss that reads {INPUT_COLUMNS[SHAPE_GIVES[shape]]}")
+    if params.download.more_sources and shape != "pairs":
+        raise PipelineError(f"download.more_sources adds (query, relevant document) pairs whose negatives are mined, "
+                            f"but download.shape is '{shape}', which is not mined; set download.shape to pairs, or "
+                            "remove download.more_sources")
     teacher = params.mine.teacher
     if train.loss in TEACHER_LOSSES and shape == "pairs" and teacher is None:
         raise PipelineError(f"train.loss {train.loss} learns a teacher's scores of the mined pairs; set "
