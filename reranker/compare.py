@@ -307,7 +307,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="REV", help="the revision to compare with (default: the first REV)")
     parser.add_argument("--collection", action="append", metavar="NAME", help="only these collections (repeatable)")
     parser.add_argument("--run", default="trained",
-                        help="ranking to compare: trained, first_stage, embedding_model, teacher or base_model")
+                        help="ranking to compare: trained, first_stage, embedding_model, teacher, base_model or "
+                        "fused (with evaluate.fusion)")
     parser.add_argument("--format", choices=["markdown", "json"], default="markdown")
 
 

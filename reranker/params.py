@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
@@ -180,6 +181,12 @@ class SignificanceParams(Section):  # paired tests and intervals of trained vs f
     seed: int = 0
 
 
+class FusionParams(Section):  # the trained model's scores fused with the first stage's (reranker/evaluation/fusion.py)
+    # The first stage's share of each per-query min-max normalised sum: 0 is the trained model's order, 1 the
+    # first stage's
+    first_stage_weight: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+
+
 class EvaluateParams(Section):
     batch_size: PositiveInt
     reranking: RerankingParams | None = None  # null skips the dev reranking
@@ -187,6 +194,7 @@ class EvaluateParams(Section):
     nanobeir: NanoBEIRParams | None = None  # null skips NanoBEIR
     collections: list[CollectionParams] = []  # BEIR or NanoBEIR collections, local or hub, each with a first stage
     significance: SignificanceParams = SignificanceParams()
+    fusion: FusionParams | None = None  # null: no fused ranking; else one per set, reported beside the trained one
 
 
 class EmissionsParams(Section):  # codecarbon's offline tracker: no network, the grid's intensity by place

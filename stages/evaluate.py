@@ -3,7 +3,8 @@ classification and NanoBEIR evaluators. Run once for the baselines (a stage of i
 params change: the embedding model, the teacher, the base model when it is already a reranker) and once for the
 trained model, which writes the TREC runs of the first stage, the baselines and the trained model, their per-query
 metrics, and the trained model's gains over each with their confidence intervals, paired-test p-values and the
-queries that got better, worse or stayed the same."""
+queries that got better, worse or stayed the same; with evaluate.fusion, the same for the trained model's scores
+fused with the first stage's, beside the trained model's own."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from reranker.evaluation.baselines import BASELINES, embedding_scores, has_score
 from reranker.evaluation.candidates import first_stage_run, scores_to_run
 from reranker.evaluation.evaluators import run_evaluators
 from reranker.evaluation.first_stage import write_trec_run
+from reranker.evaluation.fusion import first_stage_scores, fuse
 from reranker.evaluation.measures import write_per_query
 from reranker.evaluation.reranking import (
     headline,
@@ -124,6 +126,7 @@ def main() -> None:
     base_scores, base_metrics = paths.base
     sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
     results, dev_scores, gains, unjudged = {}, {}, {}, {}
+    fusion = params.evaluate.fusion
     with track_emissions(params.emissions, paths.emissions, "evaluate"):
         with atomic_output(paths.runs) as runs_dir, atomic_output(paths.per_query) as per_query_dir:
             runs_dir.mkdir()  # empty when nothing is reranked (classification alone)
@@ -137,6 +140,10 @@ def main() -> None:
                         **{run: scores_to_run(candidates, baselines[run].to_numpy()) for run in BASELINES
                            if run in baselines},
                         "trained": scores_to_run(candidates, scores)}
+                if fusion is not None:  # beside the trained model's ranking, never instead of it
+                    first_stage = first_stage_scores(reranking_set["kind"], candidates, baselines)
+                    runs["fused"] = scores_to_run(candidates, fuse(candidates["query_id"], first_stage, scores,
+                                                                   fusion.first_stage_weight))
                 # 2. The runs as TREC files and their per-query metrics: small, kept in git
                 for run_name, run in runs.items():
                     write_trec_run(run, str(runs_dir / name / f"{run_name}.trec"), tag=run_name)
@@ -144,7 +151,8 @@ def main() -> None:
                 write_per_query(per_query_dir / f"{name}.csv", values)
                 # 3. Means, the gain over each, its interval, p-value and queries better/worse/same; the sorted
                 #    per-query gains over the first stage, for the per-query delta plot
-                results[name] = report(reranking_set["kind"], values, params.evaluate.significance)
+                results[name] = report(reranking_set["kind"], values, params.evaluate.significance,
+                                       fusion.first_stage_weight if fusion is not None else None)
                 if paths.gains:
                     primary = next(measure for measure in values["trained"] if measure.startswith("ndcg@"))
                     gains[name] = sorted_gains(values["trained"][primary], values["first_stage"][primary])
@@ -185,6 +193,11 @@ def main() -> None:
         print(f"evaluate: {name} " + ", ".join(
             f"{metric} {value:.4f}" + (f" ({versus[metric]['delta']:+.4f} vs first stage)" if metric in versus else "")
             for metric, value in entry["trained"].items()))
+        if "fused" in entry:
+            fused = entry["fused"]
+            print(f"evaluate: {name} fused with the first stage at weight {fused['first_stage_weight']}: " + ", ".join(
+                f"{metric} {value:.4f} ({fused['vs_trained'][metric]['delta']:+.4f} vs trained)"
+                for metric, value in fused["means"].items()))
 
 
 if __name__ == "__main__":

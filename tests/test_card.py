@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -89,6 +90,40 @@ def test_sections_tables_and_best_step(tmp_path, monkeypatch):
     assert rows[-1].startswith("| -1 | -1 | - | 0.4338 (-0.5662) | 0.7515 (+0.4166) |")
     assert "- **Energy Consumed**: 0.001 kWh" in text and "- **CPU Model**: AMD EPYC" in text
     assert '"pos_weight": 3' in text and "- `learning_rate`: 5e-05" in text
+
+
+def test_fused_ranking_has_its_own_table_beside_the_trained_model(tmp_path, monkeypatch):
+    case = tmp_path / "case"
+    shutil.copytree(FIXTURES, case, ignore=shutil.ignore_patterns("classification", "listwise"))
+    metrics = json.loads((case / "evaluate.json").read_text())
+    comparison = {"delta": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_value": 0.002, "better": 5, "worse": 1,
+                  "same": 2}
+    worse = {"delta": -0.5, "ci_low": -0.6, "ci_high": -0.4, "p_value": 0.0001, "better": 0, "worse": 8, "same": 0}
+    metrics["dev"]["fused"] = {"first_stage_weight": 0.3, "means": {"map": 0.27, "mrr@10": 0.28, "ndcg@10": 0.45},
+                               **{f"vs_{other}": {measure: worse if other == "retrieval" else comparison
+                                                  for measure in ("map", "mrr@10", "ndcg@10")}
+                                  for other in ("retrieval", "base_model", "trained")}}
+    (case / "evaluate.json").write_text(json.dumps(metrics))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "fused").mkdir()
+    plain = render(tmp_path / "plain", monkeypatch)
+    text = render(tmp_path / "fused", monkeypatch, case)
+    assert "Fusion with the first stage at weight 0.3 (`evaluate.fusion`)" in text
+    assert "0.3 × first stage + 0.7 × trained" in text
+    assert ("| Metric | Fusion with the first stage at weight 0.3 | Fused vs first stage | Fused vs base model "
+            "| Fused vs trained |") in text
+    assert ("| **ndcg@10** | **0.4500** | -0.5000 [-0.6000, -0.4000], p=0.0001, 0/8/0 (worse) "
+            "| **+0.0200** [+0.0100, +0.0300], p=0.002, 5/1/2 | **+0.0200** [+0.0100, +0.0300], p=0.002, 5/1/2 |") \
+        in text
+    fused_table = section(text, "| Metric | Fusion with", "\n\n").splitlines()
+    assert len(fused_table) == 5 and len({unescaped_pipes(line) for line in fused_table}) == 1, fused_table
+    # the trained model's table is the same as without fusion, and the fused one follows it
+    trained_table = section(plain, "| Metric | First stage |", "\n\n")
+    assert trained_table in text and text.index(trained_table) < text.index("| Metric | Fusion with")
+    assert "Fusion with" not in plain and "Fused vs" not in plain
+    # the model-index holds the model's own results only
+    assert yaml.safe_load(text.split("---\n")[1])["model-index"] == yaml.safe_load(plain.split("---\n")[1])[
+        "model-index"]
 
 
 def test_data_text_cannot_inject_html_or_break_markdown(tmp_path, monkeypatch):

@@ -125,6 +125,66 @@ def test_runs_and_per_query_metrics_are_small_git_files(reproduced):
     assert ours == {query: docs for query, docs in shipped.items() if query in ours} and len(ours) == 50
 
 
+def trec_scores(path) -> dict[tuple[str, str], float]:
+    return {(query, doc): float(score) for query, _, doc, _, score, _ in
+            (line.split() for line in path.read_text().splitlines())}
+
+
+def test_fusion_adds_a_fused_run_and_its_comparisons_beside_an_unchanged_trained_model(reproduced, tmp_path):
+    from reranker.evaluation.fusion import fuse
+    from reranker.evaluation.measures import read_per_query
+    from reranker.evaluation.reranking import headline
+
+    repo = copy(reproduced, tmp_path)
+    set_params(repo, {"evaluate.fusion": {"first_stage_weight": 0.3}})
+    # the baselines read no fusion param: only the check (any param) and evaluate rerun
+    assert ran(dvc(repo, "repro", "evaluate")) == {"check", "evaluate"}
+    plain = json.loads((reproduced / "metrics/evaluate.json").read_text())
+    metrics = json.loads((repo / "metrics/evaluate.json").read_text())
+    for name, kind in SETS.items():
+        entry = dict(metrics[name])
+        fused = entry.pop("fused")
+        assert entry == plain[name], "the trained model's metrics and comparisons are the same with fusion"
+        for run in ("first_stage", "embedding_model", "trained"):
+            path = f"runs/{name}/{run}.trec"
+            assert (repo / path).read_text() == (reproduced / path).read_text()
+        # the fused run: w * the first stage's min-max normalised scores + (1 - w) * the trained model's, per query;
+        # the dev set's first stage scores are the embedding model's cosine (its candidates keep only their rank)
+        runs = repo / "runs" / name
+        first = trec_scores(runs / ("embedding_model.trec" if kind == "reranking" else "first_stage.trec"))
+        trained, written = trec_scores(runs / "trained.trec"), trec_scores(runs / "fused.trec")
+        assert set(written) == set(trained) == set(first)
+        pairs = sorted(trained)
+        expected = fuse([query for query, _ in pairs], [first[pair] for pair in pairs],
+                        [trained[pair] for pair in pairs], 0.3)
+        assert [written[pair] for pair in pairs] == pytest.approx(expected.tolist(), abs=1e-12)
+        assert all(line.endswith(" fused") for line in (runs / "fused.trec").read_text().splitlines())
+        # its per-query metrics, means and comparisons with the first stage, the embedding model and the trained model
+        per_query = read_per_query((repo / f"metrics/per_query/{name}.csv").read_text())
+        assert set(per_query) == {"first_stage", "embedding_model", "trained", "fused"}
+        assert fused["first_stage_weight"] == 0.3
+        for metric, value in fused["means"].items():
+            assert abs(sum(per_query["fused"][metric].values()) / len(per_query["fused"][metric]) - value) < 1e-3
+        for versus, side in (("vs_retrieval", "retrieval"), ("vs_embedding_model", "embedding_model"),
+                             ("vs_trained", "trained")):
+            reference = entry[side]
+            assert set(fused[versus]) == set(fused["means"]) == {"ndcg@10", "mrr@10", "map"}
+            for metric, comparison in fused[versus].items():
+                assert abs(comparison["delta"] - (fused["means"][metric] - reference[metric])) < 1e-3
+                assert comparison["ci_low"] <= comparison["delta"] <= comparison["ci_high"], comparison
+                assert 0 < comparison["p_value"] <= 1
+                counted = comparison["better"] + comparison["worse"] + comparison["same"]
+                assert counted == len(per_query["fused"][metric])
+    # the summary adds the fused ndcg@10 and its gain over the first stage, nothing else
+    summary = json.loads((repo / "metrics/summary/evaluate.json").read_text())
+    assert summary == headline(metrics, alpha=0.05)
+    for name in SETS:
+        fused = metrics[name]["fused"]
+        assert summary[name].pop("fused") == {"ndcg@10": fused["means"]["ndcg@10"],
+                                              "vs_first_stage": fused["vs_retrieval"]["ndcg@10"]["delta"]}
+    assert summary == json.loads((reproduced / "metrics/summary/evaluate.json").read_text())
+
+
 def test_train_stage_reads_token_ids_not_text(reproduced):
     ids = pd.read_parquet(reproduced / "data/tokenize/train.parquet")
     assert list(ids.columns) == ["query_ids", "document_ids", "label"]

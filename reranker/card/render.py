@@ -189,6 +189,13 @@ def judged_line(entry: dict) -> str:
             "judged (the evaluate stage lists them in reports/unjudged/).")
 
 
+def fused_label(fused: dict) -> str:
+    """The name of a set's fused ranking (evaluate.fusion) on the card.
+
+    Example: ``fused_label({"first_stage_weight": 0.3})`` is ``"Fusion with the first stage at weight 0.3"``."""
+    return f"Fusion with the first stage at weight {fused['first_stage_weight']:g}"
+
+
 def false_negatives_line(mine_metrics: dict | None) -> str:
     """The mine stage's false-negative audit in words: suspects, the policy and, from reviewed suspects, the
     estimated false-negative rate with its 95% Wilson interval; "" without an audit."""
@@ -285,7 +292,7 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         provenance=provenance, recorded_in=recorded_in, training_data=source_label(params.download.source),
-        judged_line=judged_line, false_negatives=false_negatives_line(mine),
+        judged_line=judged_line, fused_label=fused_label, false_negatives=false_negatives_line(mine),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
         export=export, export_rows=export_rows(export),

@@ -31,8 +31,8 @@ IR_MEASURES: dict[str, str] = {
 # nDCG, it says how much of that nDCG rests on judged documents. An unjudged document counts as not relevant, so a
 # low judged@k means the measure may miss relevant documents nobody judged (holes in the judgments)
 JUDGED = "judged@{at_k}"
-# The rankings of one collection that the evaluate stage writes, in CSV row order
-RUN_NAMES: tuple[str, ...] = ("first_stage", "embedding_model", "teacher", "base_model", "trained")
+# The rankings of one collection that the evaluate stage writes, in CSV row order (fused: with evaluate.fusion)
+RUN_NAMES: tuple[str, ...] = ("first_stage", "embedding_model", "teacher", "base_model", "trained", "fused")
 PER_QUERY_DIR = "metrics/per_query"
 
 

@@ -75,15 +75,21 @@ def split_judged(values: dict) -> tuple[dict, dict]:
     return rest, entry
 
 
-def report(kind: str, values: dict, significance) -> dict:
+def report(kind: str, values: dict, significance, first_stage_weight: float | None = None) -> dict:
     """A reranking set's metrics entry: each run's means, and for each measure the trained model's paired
     comparison with the first stage (`vs_retrieval`) and with each baseline scored (`vs_embedding_model`,
     `vs_teacher`, `vs_base_model`): delta, confidence interval, p-value, and how many queries got better, worse
     or stayed the same (as PyTerrier's pt.Experiment counts them). `significance` is params.evaluate.significance.
+    A `fused` run (the trained model fused with the first stage at `first_stage_weight`, evaluate.fusion) gets an
+    entry of its own, `fused`, with the same comparisons and one with the trained model (`vs_trained`); the trained
+    model's entry is the same with or without it.
 
     Example: ``report("collection", measure_runs(runs, qrels, 10), params.evaluate.significance)["vs_retrieval"]``.
     """
     values, judged_entry = split_judged(values)
+    values = dict(values)
+    fused = values.pop("fused", None)
+    fused_judged = judged_entry.pop("fused", None)
     entry = {"kind": kind, "trained": means(values["trained"]), "retrieval": means(values["first_stage"]),
              **{name: means(values[name]) for name in BASELINES if name in values}}
     if judged_entry:
@@ -93,14 +99,27 @@ def report(kind: str, values: dict, significance) -> dict:
                           for measure in entry["trained"]}
     compared = {"retrieval": "first_stage", **{name: name for name in BASELINES if name in values}}
     for name, run in compared.items():
-        entry[f"vs_{name}"] = {}
-        for measure in values["trained"]:
-            result = compare_paired(values["trained"][measure], values[run][measure],
-                                    confidence=significance.confidence, resamples=significance.resamples,
-                                    seed=significance.seed)
-            entry["test"] = result.pop("test")  # the same words for every comparison: said once
-            entry[f"vs_{name}"][measure] = {**result, **win_loss(values["trained"][measure], values[run][measure])}
+        entry[f"vs_{name}"], entry["test"] = versus(values["trained"], values[run], significance)
+    if fused is not None:
+        entry["fused"] = {"first_stage_weight": first_stage_weight, "means": means(fused)}
+        if fused_judged is not None:
+            entry["fused"]["judged"] = fused_judged
+        for name, run in {**compared, "trained": "trained"}.items():
+            entry["fused"][f"vs_{name}"], _ = versus(fused, values[run], significance)
     return entry
+
+
+def versus(ours: dict, theirs: dict, significance) -> tuple[dict, str]:
+    """Per measure of `ours`, its paired comparison with `theirs` (measure -> query id -> value, both): delta,
+    interval and p-value (`compare_paired`), and the queries better/worse/same; and the tests in words, the same
+    for every comparison."""
+    compared, test = {}, ""
+    for measure in ours:
+        result = compare_paired(ours[measure], theirs[measure], confidence=significance.confidence,
+                                resamples=significance.resamples, seed=significance.seed)
+        test = result.pop("test")
+        compared[measure] = {**result, **win_loss(ours[measure], theirs[measure])}
+    return compared, test
 
 
 def win_loss(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, int]:
@@ -126,7 +145,8 @@ def headline(results: dict, alpha: float = 0.05) -> dict:
     """The few numbers of the trained model's metrics that `dvc exp show` shows (the full `results` stay in their
     own file, for the card and the tests): per reranking set, its primary measure (ndcg@k), its gain over the first
     stage (`vs_first_stage`), whether that gain is `significant` (its interval excludes 0 and its p-value is under
-    `alpha`, the card's rule), the p-value, and its gain over the embedding model (and the teacher); per other
+    `alpha`, the card's rule), the p-value, and its gain over the embedding model (and the teacher), and with
+    evaluate.fusion the fused ranking's primary measure and gain over the first stage (`fused`); per other
     evaluator (classification, the NanoBEIR mean), its primary metric and its gain over the base model
     (`vs_base_model`). Each NanoBEIR dataset's own entry is left out.
 
@@ -149,6 +169,9 @@ def headline(results: dict, alpha: float = 0.05) -> dict:
             for baseline in ("embedding_model", "teacher"):
                 if f"vs_{baseline}" in entry:
                     summary[name][f"vs_{baseline}"] = entry[f"vs_{baseline}"][metric]["delta"]
+            if "fused" in entry:
+                summary[name]["fused"] = {metric: entry["fused"]["means"][metric],
+                                          "vs_first_stage": entry["fused"]["vs_retrieval"][metric]["delta"]}
         else:
             summary[name] = {metric: trained[metric], "vs_base_model": entry["delta"].get(metric)}
     return summary
