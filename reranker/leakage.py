@@ -64,40 +64,13 @@ def evaluation_sets(evaluate) -> list[EvaluationSet]:
     for reported, name, kind, source, split, qrels, revision in wanted:
         layout = loading.locate(name, source)[0]
         try:
-            sets.append(EvaluationSet(reported, kind, judged_queries(name, source, split, qrels, revision)))
+            judged = loading.load_queries(name, source, split, qrels, revision)
+            sets.append(EvaluationSet(reported, kind, list(judged.queries.values())))
         except PipelineError as error:
             if layout != "hub":
                 raise
             sets.append(EvaluationSet(reported, kind, None, f"its queries could not be read from the hub ({error})"))
     return sets
-
-
-def judged_queries(name: str, source: str, split: str = "test", qrels_source: str | None = None,
-                   revision: str | None = None) -> list[str]:
-    """The texts of the queries that :func:`reranker.evaluation.collections.load_collection` evaluates (those with a
-    judgment > 0 in the split), read without the corpus: a BEIR folder's queries.jsonl and qrels, or the queries and
-    qrels configs of a NanoBEIR folder or hub data set."""
-    layout, path = loading.locate(name, source)
-    if layout == "beir":
-        queries = loading._read_jsonl(name, source, path, "queries.jsonl")
-        qrels_path = loading.qrels_file(name, source, path, split)
-        judgments = loading._read_qrels_tsv(name, f"{source}/qrels/{split}.tsv", qrels_path)
-    elif qrels_source is None:  # NanoBEIR, local or hub
-        splits = (loading.readme_configs(name, source, path)["queries"] if layout == "nanobeir"
-                  else loading._hub_split_names(name, source, "queries", revision))
-        split_name = loading.nanobeir_split(name, source, split, splits, "queries")
-        queries = loading._texts(name, f"{source} queries",
-                                 loading._load_subset(name, path, "queries", split_name, revision))
-        judgments = loading._judgments(name, f"{source} qrels/{split_name}",
-                                       loading._load_subset(name, path, "qrels", split_name, revision))
-    else:  # BEIR on the hub
-        qrels_id, _, qrels_revision = qrels_source.partition("@")
-        queries = loading._texts(name, f"{source} queries", loading._load_subset(name, source, "queries", None,
-                                                                                  revision))
-        judgments = loading._judgments(name, f"{qrels_id} split {split}",
-                                       loading._load_subset(name, qrels_id, None, split, qrels_revision or None))
-    judged = {str(query_id) for query_id, _, grade in judgments if grade > 0}
-    return [text for query_id, text in queries.items() if query_id in judged]
 
 
 def guard(table: pa.Table, sets: list[EvaluationSet], drop: bool) -> tuple[pa.Table, dict]:

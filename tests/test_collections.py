@@ -17,7 +17,7 @@ import pytest
 from conftest import SHARED_DATA, requires_shared, skip_without_shared
 from reranker.checks.collections import check_collection_source
 from reranker.errors import PipelineError
-from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection
+from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection, load_queries
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run, write_trec_run
 from reranker.paths import outside_path
 
@@ -127,6 +127,21 @@ def test_load_nanobeir_folder(split, climatefever):
         assert climatefever.corpus[doc_id.replace(" ", "_")].endswith(" " + text)
 
 
+@pytest.mark.parametrize("layout", ["beir", "nanobeir"])
+def test_load_queries_is_load_collection_without_the_corpus(tiny, layout):
+    if layout == "beir":
+        source, split = tiny, "test"
+    else:
+        skip_without_shared()
+        source, split = NANO, "climatefever"
+    collection = load_collection("x", str(source), split)
+    judged = load_queries("x", str(source), split)
+    assert (judged.name, judged.queries, judged.qrels) == ("x", collection.queries, collection.qrels)
+    if layout == "beir":
+        (tiny / "corpus.jsonl").write_text("not JSON\n")  # never read
+        assert load_queries("x", str(source), split) == judged
+
+
 def test_nanobeir_names_match_sentence_transformers():
     from sentence_transformers.cross_encoder.evaluation.nano_beir import DATASET_NAME_TO_HUMAN_READABLE
 
@@ -220,6 +235,24 @@ def test_bad_collection(tiny, spoil, options, words):
     with pytest.raises(PipelineError) as error:
         load_collection("tiny", str(tiny), **options)
     assert_one_line(error, "collection 'tiny'", *words)
+
+
+CORPUS_FAULTS = {"corpus not json", "corpus not objects", "corpus without _id", "repeated id", "empty corpus",
+                 "unknown documents"}
+
+
+@pytest.mark.parametrize("case", BAD_COLLECTIONS)
+def test_load_queries_fails_as_load_collection_but_on_the_corpus(tiny, case):
+    spoil, options, _ = BAD_COLLECTIONS[case]
+    spoil(tiny)
+    with pytest.raises(PipelineError) as error:
+        load_collection("tiny", str(tiny), **options)
+    if case in CORPUS_FAULTS:
+        assert list(load_queries("tiny", str(tiny), **options).queries) == ["q1", "q2"]
+        return
+    with pytest.raises(PipelineError) as queries_error:
+        load_queries("tiny", str(tiny), **options)
+    assert str(queries_error.value) == str(error.value)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from conftest import SHARED_DATA, dvc, set_params
+from conftest import SHARED_DATA, dvc, make_repo, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -220,6 +220,37 @@ def test_sampling_param_remines_without_reencoding_and_is_seeded(reproduced, tmp
     pd.testing.assert_frame_equal(first, second)
     old = pd.read_parquet(reproduced / "data/mine/train.parquet")
     assert not first.equals(old), "random sampling should pick other negatives than top sampling"
+
+
+def test_a_new_verdict_reruns_from_mine_not_embed(tmp_path):
+    """The verdicts folder is a dependency of check and mine, not of download or embed: a verdict on a mined
+    suspect re-mines and re-tokenizes from the embeddings already computed."""
+    repo = make_repo(tmp_path / "repo", {"mine.suspects.verdicts": "verdicts/mine.tsv"})
+    verdicts = repo / "verdicts/mine.tsv"
+    verdicts.write_text("query\tdocument\trelevant\n")
+    assert ran(dvc(repo, "repro", "tokenize")) == {"check", "download", "embed", "mine", "tokenize"}
+    suspects = pd.read_parquet(repo / "data/mine/suspects.parquet")
+    assert len(suspects), "the tiny pipeline must mine suspects to review"
+    train = pd.read_parquet(repo / "data/mine/train.parquet")
+    untouched = ["data/download", "data/embeddings"]
+    mtimes = {path: path.stat().st_mtime_ns for folder in untouched for path in (repo / folder).rglob("*")}
+
+    suspect = suspects.iloc[0]
+    with verdicts.open("a") as file:
+        file.write(f"{suspect.query_id}\t{suspect.document_id}\tyes\n")
+    stages = ["check", "download", "embed", "mine", "tokenize"]
+    status = json.loads(dvc(repo, "status", "--json", *stages).stdout)
+    # tokenize is not stale yet: its dependency is mine's output, which changes only when mine reruns
+    assert set(status) == {"check", "mine"}, status
+    assert {"changed deps": {"verdicts": "modified"}} in status["mine"]
+    assert ran(dvc(repo, "repro", "--dry", "tokenize")) == {"check", "mine"}
+
+    assert ran(dvc(repo, "repro", "tokenize")) == {"check", "mine", "tokenize"}
+    assert {path: path.stat().st_mtime_ns for path in mtimes} == mtimes, "download or embed rewrote its outputs"
+    assert "up to date" in dvc(repo, "status", "download", "embed").stdout
+    audit = json.loads((repo / "metrics/mine.json").read_text())["suspects"]
+    assert audit["verdicts"] == {"given": 1, "matched": 1} and audit["made_positive"] >= 1
+    assert not pd.read_parquet(repo / "data/mine/train.parquet").equals(train), "the verdict must reach training"
 
 
 def test_dev_set_holds_out_queries_and_keeps_retrieval_order(reproduced):

@@ -15,6 +15,8 @@ Example::
 
     collection = load_collection("climatefever", "../shared/data/nano-local", split="climatefever")
     len(collection.corpus), len(collection.queries)  # (5240, 50)
+
+:func:`load_queries` reads the same queries and judgments without the corpus.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ class Collection:
     qrels: dict[str, dict[str, int]]
 
 
+@dataclass
+class JudgedQueries:
+    """A collection's evaluated queries and their judgments, as in its `Collection`, without the corpus.
+
+    Args:
+        name: The name it is reported under.
+        queries: Query id -> text, only the queries with at least one judgment with score > 0.
+        qrels: Query id -> {document id: relevance grade}, for the queries in ``queries``.
+    """
+
+    name: str
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
 def load_collection(
     name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
 ) -> Collection:
@@ -94,20 +111,45 @@ def load_collection(
         collection = load_collection("scifact", "BeIR/scifact", "test", qrels_source="BeIR/scifact-qrels")
         collection = load_collection("scifact", "mteb/scifact", "test", qrels_source="mteb/scifact")  # qrels: default
     """
+    corpus, queries, judgments, qrels_where = _read(name, source, split, qrels_source, revision, with_corpus=True)
+    judged = _judged(name, qrels_where, corpus, queries, judgments)
+    return Collection(name=name, corpus={_trec_id(doc_id): text for doc_id, text in corpus.items()},
+                      queries=judged.queries, qrels=judged.qrels)
+
+
+def load_queries(
+    name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
+) -> JudgedQueries:
+    """The queries that :func:`load_collection` evaluates and their judgments, read and checked as it reads and
+    checks them but without the corpus: same arguments, and the same errors but for the corpus's (the judgments'
+    documents are not looked up in it, and a NanoBEIR collection is looked up in the queries config's splits).
+
+    Example::
+
+        judged = load_queries("wikiqa", "../shared/data/beir/wikiqa-dev")
+        len(judged.queries)  # 126, as load_collection's
+    """
+    _, queries, judgments, qrels_where = _read(name, source, split, qrels_source, revision, with_corpus=False)
+    return _judged(name, qrels_where, None, queries, judgments)
+
+
+def _read(
+    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
+) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
+    """Corpus (None without ``with_corpus``), queries and judgments of any layout, and where the judgments came
+    from: the one reader of every layout, for load_collection and load_queries."""
     layout, path = locate(name, source)
     if layout == "beir":
         no_hub_options(name, source, qrels_source, revision)
         qrels_path = qrels_file(name, source, path, split)
-        corpus = _read_jsonl(name, source, path, "corpus.jsonl")
+        corpus = _read_jsonl(name, source, path, "corpus.jsonl") if with_corpus else None
         queries = _read_jsonl(name, source, path, "queries.jsonl")
         qrels_where = os.path.join(source, "qrels", f"{split}.tsv")
-        judgments = _read_qrels_tsv(name, qrels_where, qrels_path)
-    else:
-        if layout == "nanobeir":
-            no_hub_options(name, source, qrels_source, revision)
-        # A local NanoBEIR folder goes through load_dataset exactly as a hub id does, so that the hub code runs here
-        corpus, queries, judgments, qrels_where = _load_with_datasets(name, path, split, qrels_source, revision)
-    return _assemble(name, qrels_where, corpus, queries, judgments)
+        return corpus, queries, _read_qrels_tsv(name, qrels_where, qrels_path), qrels_where
+    if layout == "nanobeir":
+        no_hub_options(name, source, qrels_source, revision)
+    # A local NanoBEIR folder goes through load_dataset exactly as a hub id does, so that the hub code runs here
+    return _load_with_datasets(name, path, split, qrels_source, revision, with_corpus)
 
 
 def locate(name: str, source: str) -> tuple[str, str]:
@@ -283,25 +325,28 @@ def _read_qrels_tsv(name: str, where: str, file_path: str) -> list[tuple[str, st
 
 
 def _load_with_datasets(
-    name: str, source: str, split: str, qrels_source: str | None, revision: str | None
-) -> tuple[dict[str, str], dict[str, str], list[tuple[str, str, int]], str]:
-    """Corpus, queries and judgments of a NanoBEIR folder or hub dataset, or of a BEIR hub dataset when
-    ``qrels_source`` is given, through `datasets.load_dataset`; also where the judgments came from."""
+    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
+) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
+    """Corpus (None without ``with_corpus``), queries and judgments of a NanoBEIR folder or hub dataset, or of a
+    BEIR hub dataset when ``qrels_source`` is given, through `datasets.load_dataset`; also where the judgments came
+    from."""
     if qrels_source is None:
-        # NanoBEIR: corpus, queries and qrels configs, one split per collection (NanoClimateFEVER)
-        split_name = nanobeir_split(name, source, split, _hub_split_names(name, source, "corpus", revision))
-        corpus_rows = _load_subset(name, source, "corpus", split_name, revision)
+        # NanoBEIR: corpus, queries and qrels configs, one split per collection (NanoClimateFEVER), named by the
+        # first config read
+        config = "corpus" if with_corpus else "queries"
+        split_name = nanobeir_split(name, source, split, _hub_split_names(name, source, config, revision), config)
+        corpus_rows = _load_subset(name, source, "corpus", split_name, revision) if with_corpus else None
         query_rows = _load_subset(name, source, "queries", split_name, revision)
         qrels_rows = _load_subset(name, source, "qrels", split_name, revision)
         qrels_where = f"{source} qrels/{split_name}"
     else:
         # BEIR on the hub: corpus and queries configs of one split each, the qrels in their own dataset by split
         qrels_id, _, qrels_revision = qrels_source.partition("@")
-        corpus_rows = _load_subset(name, source, "corpus", None, revision)
+        corpus_rows = _load_subset(name, source, "corpus", None, revision) if with_corpus else None
         query_rows = _load_subset(name, source, "queries", None, revision)
         qrels_rows = _load_subset(name, qrels_id, None, split, qrels_revision or None)
         qrels_where = f"{qrels_id} split {split}"
-    corpus = _texts(name, f"{source} corpus", corpus_rows)
+    corpus = _texts(name, f"{source} corpus", corpus_rows) if with_corpus else None
     queries = _texts(name, f"{source} queries", query_rows)
     return corpus, queries, _judgments(name, qrels_where, qrels_rows), qrels_where
 
@@ -380,10 +425,18 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _assemble(
-    name: str, qrels_where: str, corpus: dict[str, str], queries: dict[str, str],
+def _trec_id(identifier: str) -> str:
+    """An id as a TREC run file can hold it: a run file is whitespace-separated, so ids with spaces (NanoBEIR's
+    ClimateFEVER titles) get "_", as the BEIR copies of the same collections have them."""
+    return "_".join(identifier.split())
+
+
+def _judged(
+    name: str, qrels_where: str, corpus: dict[str, str] | None, queries: dict[str, str],
     judgments: Iterable[tuple[str, str, int]],
-) -> Collection:
+) -> JudgedQueries:
+    """The queries with a judgment > 0 and their qrels, checked: judgments exist, name documents of the corpus
+    (unless it is None) and queries of the queries, and at least one is > 0."""
     qrels: dict[str, dict[str, int]] = {}
     for query_id, doc_id, grade in judgments:
         qrels.setdefault(query_id, {})[doc_id] = grade
@@ -394,6 +447,8 @@ def _assemble(
         ("documents", corpus, {doc_id for grades in qrels.values() for doc_id in grades}),
         ("queries", queries, set(qrels)),
     ):
+        if known is None:
+            continue
         unknown = sorted(ids - known.keys())
         if unknown:
             file = "corpus" if kind == "documents" else "queries"
@@ -404,15 +459,9 @@ def _assemble(
     if not judged:
         raise PipelineError(f"collection {name!r}: no query in {qrels_where} has a judgment with score > 0; "
                             "use qrels that mark relevant documents")
-    # A TREC run file is whitespace-separated, so ids with spaces (NanoBEIR's ClimateFEVER titles) get "_", as
-    # the BEIR copies of the same collections have them
-    def trec_id(identifier: str) -> str:
-        return "_".join(identifier.split())
-
-    return Collection(
+    return JudgedQueries(
         name=name,
-        corpus={trec_id(doc_id): text for doc_id, text in corpus.items()},
-        queries={trec_id(query_id): queries[query_id] for query_id in judged},
-        qrels={trec_id(query_id): {trec_id(doc_id): grade for doc_id, grade in qrels[query_id].items()}
+        queries={_trec_id(query_id): queries[query_id] for query_id in judged},
+        qrels={_trec_id(query_id): {_trec_id(doc_id): grade for doc_id, grade in qrels[query_id].items()}
                for query_id in judged},
     )
