@@ -16,15 +16,13 @@ Example::
 from __future__ import annotations
 
 import os
-import posixpath
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
 
-from reranker.card.provenance import code_files, lock_md5
+from reranker.card.provenance import code_files, file_md5, lock_md5, path_md5, tree_md5
 from reranker.errors import PipelineError
-from reranker.hashes import file_md5, md5_of_chunks, path_md5, tree_md5
 
 CARD_FILE = "README.md"  # the card replaces data/model's own README.md in the hub folder: not a weight file
 
@@ -70,15 +68,7 @@ class Revision:
         if os.path.isabs(os.path.expanduser(path)) or path.startswith(".."):
             local = Path(os.path.normpath(self.repo / os.path.expanduser(path)))
             return path_md5(local) if local.exists() else None
-        if not self.fs.exists(path):
-            return None
-        if not self.fs.isdir(path):
-            return self.file_md5(path)
-        return tree_md5({posixpath.relpath(found, path): self.file_md5(found) for found in self.fs.find(path)})
-
-    def file_md5(self, path: str) -> str:
-        with self.fs.open(path, "rb") as handle:
-            return md5_of_chunks(iter(lambda: handle.read(1 << 20), b""))
+        return path_md5(path, self.fs) if self.fs.exists(path) else None
 
 
 def compare(item: str, card: str | None, found: str | None, where: str) -> Check:

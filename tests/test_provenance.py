@@ -13,8 +13,16 @@ from huggingface_hub import ModelCard
 from test_card import render
 
 from conftest import ROOT, SHARED_DATA, dvc, run, set_params
-from reranker.card.provenance import eval_result_fields, hub_datasets, lock_md5, read_lock, source_label
-from reranker.hashes import file_md5, path_md5, tree_md5
+from reranker.card.provenance import (
+    eval_result_fields,
+    file_md5,
+    hub_datasets,
+    lock_md5,
+    path_md5,
+    read_lock,
+    source_label,
+    tree_md5,
+)
 
 
 def front_matter(text: str) -> dict:

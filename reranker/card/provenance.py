@@ -28,20 +28,41 @@ import hashlib
 import importlib.metadata
 import inspect
 import os
+import posixpath
 import re
 from pathlib import Path
 
 import yaml
+from dvc_data.hashfile.hash import file_md5
+from dvc_data.hashfile.tree import Tree
+from dvc_objects.fs import localfs
 
 from reranker.evaluation.collections import locate
 from reranker.evaluation.first_stage import bm25_run
-from reranker.hashes import file_md5, folder_files, path_md5, tree_md5
 from reranker.model_paths import resolve_model
 from reranker.paths import outside_path
 from reranker.sources import local_files
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 CODE = (".py", ".j2")
+
+
+def tree_md5(files: dict[str, str]) -> str:
+    """DVC's ".dir" hash of a folder from its files' md5s, keyed by "/"-separated relative path."""
+    tree = Tree.from_list([{"md5": md5, "relpath": relpath} for relpath, md5 in files.items()])
+    tree.digest()
+    return tree.hash_info.value
+
+
+def folder_files(folder: str | Path, fs=localfs) -> dict[str, str]:
+    """Each file under `folder` (at any depth, on the file system `fs`) and its md5, sorted by relative path."""
+    folder = os.fspath(folder)
+    return {posixpath.relpath(path, folder): file_md5(path, fs) for path in sorted(fs.find(folder))}
+
+
+def path_md5(path: str | Path, fs=localfs) -> str:
+    """What dvc.lock would record for `path`: a file's md5, or a folder's ".dir" hash."""
+    return tree_md5(folder_files(path, fs)) if fs.isdir(os.fspath(path)) else file_md5(os.fspath(path), fs)
 
 
 def read_lock(path: str | Path = "dvc.lock") -> dict:

@@ -125,21 +125,10 @@ def check_bm25_config(name: str, dataset_id: str) -> None:
     readme = folder / "README.md"
     if not readme.is_file():
         return  # a hub id
-    import yaml
-
-    text = readme.read_text(encoding="utf-8", errors="replace")
-    header = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
-    try:
-        configs = (yaml.safe_load(header) or {}).get("configs") or []
-    except (yaml.YAMLError, AttributeError):
-        return  # check_collection_source reports it
-    bm25 = next((c for c in configs if isinstance(c, dict) and c.get("config_name") == "bm25"), None)
-    if bm25 is None:
+    splits = loading.readme_configs(name, dataset_id, str(folder), required=False).get("bm25")
+    if splits is None:
         raise PipelineError(f"collection {name!r}: {readme} declares no 'bm25' config, whose candidates "
                             "CrossEncoderNanoBEIREvaluator reranks; add it (query-id, corpus-ids)")
-    files = bm25.get("data_files")
-    splits = ([str(f.get("split", "train")) for f in files if isinstance(f, dict)] if isinstance(files, list)
-              else [str(s) for s in files] if isinstance(files, dict) else ["train"])
     if f"Nano{human(name)}" not in splits:
         raise PipelineError(f"collection {name!r}: the bm25 config of {readme} has no split Nano{human(name)} (it "
                             f"has {', '.join(splits)}); add it")

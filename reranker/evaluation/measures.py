@@ -84,15 +84,7 @@ def per_query(
         str(query): {str(doc): _grade(relevance, query, doc) for doc, relevance in docs.items()}
         for query, docs in qrels.items()
     }
-    run = {str(query): _break_ties(docs) for query, docs in run.items()}
-    # ir-measures already reports 0 for a judged query missing from the run; filling the zeros first makes that a
-    # guarantee of this function rather than of the backend it happens to pick
-    values = {name: dict.fromkeys(qrels, 0.0) for name in names}
-    if qrels:
-        for metric in ir_measures.iter_calc(list(by_measure), qrels, run):
-            if metric.query_id in qrels:
-                values[by_measure[metric.measure]][metric.query_id] = float(metric.value)
-    return values
+    return _calc(by_measure, qrels, run)
 
 
 def judged(qrels: Mapping[str, Mapping[str, float]], run: Mapping[str, Mapping[str, float]],
@@ -107,14 +99,20 @@ def judged(qrels: Mapping[str, Mapping[str, float]], run: Mapping[str, Mapping[s
             judged(qrels, {"q1": {"d1": 0.9, "d3": 0.8, "d2": 0.7, "d4": 0.1}}, at_k=2)
             # => {'q1': 0.5}
     """
-    measure = ir_measures.parse_measure(f"Judged@{at_k}")
     qrels = {str(query): {str(doc): 1 for doc in docs} for query, docs in qrels.items()}  # only presence counts
+    return _calc({ir_measures.parse_measure(f"Judged@{at_k}"): "judged"}, qrels, run)["judged"]
+
+
+def _calc(measures: dict, qrels: dict[str, dict[str, int]], run: Mapping[str, Mapping[str, float]]) -> dict:
+    """Name -> query id -> value of each of `measures` (ir-measures measure -> name) for every query of `qrels`."""
     run = {str(query): _break_ties(docs) for query, docs in run.items()}
-    values = dict.fromkeys(qrels, 0.0)
+    # ir-measures already reports 0 for a judged query missing from the run; filling the zeros first makes that a
+    # guarantee of this function rather than of the backend it happens to pick
+    values = {name: dict.fromkeys(qrels, 0.0) for name in measures.values()}
     if qrels:
-        for metric in ir_measures.iter_calc([measure], qrels, run):
+        for metric in ir_measures.iter_calc(list(measures), qrels, run):
             if metric.query_id in qrels:
-                values[metric.query_id] = float(metric.value)
+                values[measures[metric.measure]][metric.query_id] = float(metric.value)
     return values
 
 

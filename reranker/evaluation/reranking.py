@@ -109,16 +109,16 @@ def report(kind: str, values: dict, significance, first_stage_weight: float | No
     return entry
 
 
-def versus(ours: dict, theirs: dict, significance) -> tuple[dict, str]:
+def versus(ours: dict, theirs: dict, significance, counts: bool = True) -> tuple[dict, str]:
     """Per measure of `ours`, its paired comparison with `theirs` (measure -> query id -> value, both): delta,
-    interval and p-value (`compare_paired`), and the queries better/worse/same; and the tests in words, the same
-    for every comparison."""
+    interval and p-value (`compare_paired`), and with `counts` the queries better/worse/same; and the tests in
+    words, the same for every comparison."""
     compared, test = {}, ""
     for measure in ours:
         result = compare_paired(ours[measure], theirs[measure], confidence=significance.confidence,
                                 resamples=significance.resamples, seed=significance.seed)
         test = result.pop("test")
-        compared[measure] = {**result, **win_loss(ours[measure], theirs[measure])}
+        compared[measure] = {**result, **(win_loss(ours[measure], theirs[measure]) if counts else {})}
     return compared, test
 
 

@@ -15,8 +15,7 @@ import numpy as np
 import pandas as pd
 
 from reranker.evaluation.candidates import scores_to_run
-from reranker.evaluation.reranking import means, measure_runs
-from reranker.evaluation.significance import compare_paired
+from reranker.evaluation.reranking import means, measure_runs, versus
 
 
 def top_k_changed(candidates: pd.DataFrame, scores: np.ndarray, reference: np.ndarray, k: int) -> float:
@@ -32,19 +31,14 @@ def top_k_changed(candidates: pd.DataFrame, scores: np.ndarray, reference: np.nd
 
 def compare_with_torch(reranking_set: dict, torch_scores: np.ndarray, scores: np.ndarray, significance) -> dict:
     """One reranking set's comparison of a variant with the torch model: each measure's paired delta, interval and
-    p-value (`compare_paired`), the variant's means, and the share of queries whose top at_k changed.
+    p-value (`versus`), the variant's means, and the share of queries whose top at_k changed.
     `reranking_set` is one entry of `reranking_sets`; `significance` is params.evaluate.significance."""
     candidates, at_k = reranking_set["candidates"], reranking_set["at_k"]
     runs = {"torch": scores_to_run(candidates, torch_scores), "variant": scores_to_run(candidates, scores)}
     values = measure_runs(runs, reranking_set["qrels"], at_k)
     entry = {"queries": len(next(iter(values["variant"].values()), {})), "primary": f"ndcg@{at_k}",
-             "variant": means(values["variant"]), "torch": means(values["torch"]), "delta": {}}
-    for measure in values["variant"]:
-        result = compare_paired(values["variant"][measure], values["torch"][measure],
-                                confidence=significance.confidence, resamples=significance.resamples,
-                                seed=significance.seed)
-        entry["test"] = result.pop("test")
-        entry["delta"][measure] = result
+             "variant": means(values["variant"]), "torch": means(values["torch"])}
+    entry["delta"], entry["test"] = versus(values["variant"], values["torch"], significance, counts=False)
     entry["top_k_changed"] = top_k_changed(candidates, scores, torch_scores, at_k)
     # The largest score difference says how far the backend's arithmetic strays, whatever the ranking does
     entry["max_abs_score_diff"] = round(float(np.max(np.abs(scores - torch_scores))), 6) if len(scores) else 0.0
