@@ -15,7 +15,6 @@ from reranker.errors import PipelineError
 from reranker.relevance import is_relevant
 from reranker.sources import (
     FORMAT_NAMES,
-    LOCAL_FORMATS,  # noqa: F401 (re-exported: where the formats were named before)
     NUMBER_COLUMNS,
     SHAPE_COLUMNS,
     TEXT_COLUMNS,
@@ -113,7 +112,7 @@ def to_recipe_columns(table: pa.Table, shape: str, columns: dict[str, str], sour
     while any("." in c and c not in table.column_names for c in columns.values()) and any(
             pa.types.is_struct(t) for t in table.schema.types):
         table = table.flatten()  # a.b names field b of a nested column a (ms_marco's passages.passage_text)
-    check_schema(table.schema, shape, columns, name)
+    check_schema(table.schema, columns, name)
     table = pa.table({recipe: decoded(table[source_column]) for recipe, source_column in columns.items()})
     table = table.select(SHAPE_COLUMNS[shape])
     if table.num_rows == 0:

@@ -81,7 +81,7 @@ def where(source: str, file: Path) -> str:
     return f"data set '{source}'" if Path(outside_path(source)).expanduser() == file else f"file '{file}'"
 
 
-def check_schema(schema, shape: str, columns: dict[str, str], name: str, key: str = "download") -> None:
+def check_schema(schema, columns: dict[str, str], name: str, key: str = "download") -> None:
     """Each mapped column is there, in a type its recipe column can take (texts, numbers, lists); `schema` is a
     pyarrow schema (a Parquet footer's, or the data read)."""
     import pyarrow as pa

@@ -57,7 +57,7 @@ def check_source(download, key: str = "download") -> int | None:
                 raise PipelineError(f"{where(download.source, file)} is not a readable Parquet file "
                                     f"({first_line(error)}); replace it or fix its extension") from None
             rows += metadata.num_rows
-            check_schema(schema, download.shape, download.columns, where(download.source, file), key)
+            check_schema(schema, download.columns, where(download.source, file), key)
         if rows == 0:
             raise PipelineError(f"data set '{download.source}' has no rows; point {key}.source at non-empty data")
         if dev_queries is not None and dev_queries >= min(rows, download.limit or rows):
