@@ -1,4 +1,5 @@
-"""WiSE-FT for a trained reranker: interpolate its encoder with the weights it started from, keep its trained score
+"""WiSE-FT for a trained reranker, at several alphas without retraining: interpolate its encoder with the weights it
+started from (reranker/wise_ft.py, what `train.wise_ft_alpha` does at the end of training), keep its trained score
 head, and rerank every set of the pipeline's evaluation beside the plain trained model, in one process.
 
 Robust fine-tuning (Wortsman et al., "Robust fine-tuning of zero-shot models", 2022) interpolates a fine-tuned model
@@ -19,7 +20,6 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
-import torch
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from reranker.cross_encoder import load_cross_encoder
@@ -27,19 +27,7 @@ from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import first_stage_run, scores_to_run
 from reranker.evaluation.reranking import means, measure_runs, reranking_sets, score_candidates, split_judged, versus
 from reranker.params import load_sections
-
-
-def interpolated(trained: CrossEncoder, start: CrossEncoder, alpha: float) -> CrossEncoder:
-    """`trained` with every encoder weight set to (1 - alpha) * start + alpha * trained; the score head (the weights
-    the start lacks, or has at random) stays the trained one. Changes `trained` in place and returns it."""
-    start_state = start.model.state_dict()
-    state = trained.model.state_dict()
-    with torch.no_grad():
-        for name, value in state.items():
-            if name.startswith("classifier") or name not in start_state or not value.is_floating_point():
-                continue
-            value.copy_((1 - alpha) * start_state[name] + alpha * value)
-    return trained
+from reranker.wise_ft import interpolate_with_start
 
 
 def main() -> None:
@@ -59,7 +47,7 @@ def main() -> None:
     for alpha in [1.0, *args.alphas]:
         model = CrossEncoder(str(args.model), trust_remote_code=params.train.trust_remote_code)
         if alpha != 1.0:
-            model = interpolated(model, start, alpha)
+            model = interpolate_with_start(model, start, alpha)
         for name, reranking_set in sets.items():
             scores = score_candidates(model, reranking_set["candidates"], params.evaluate.batch_size)
             runs[name]["trained" if alpha == 1.0 else f"alpha={alpha}"] = scores_to_run(reranking_set["candidates"],

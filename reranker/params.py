@@ -143,6 +143,9 @@ class TrainParams(Section):
     # batches; it cost dev ndcg@10 on the sample recipe (same documents share batches), so it is opt-in, for large
     # data sets. It also changes which negatives MultipleNegativesRankingLoss draws from the batch.
     group_by_length: bool = False
+    # WiSE-FT: the saved model's weights are (1 - alpha) * the base model's + alpha * the trained ones, the trained
+    # score head kept (reranker/wise_ft.py); keeps more of what the base model knew off-domain. null: as trained
+    wise_ft_alpha: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class RerankingParams(Section):

@@ -25,6 +25,7 @@ from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
 from reranker.checkpoints import fingerprint, last_complete_checkpoint
+from reranker.cross_encoder import load_cross_encoder
 from reranker.emissions import track_emissions
 from reranker.errors import entrypoint
 from reranker.evaluation.evaluators import build_evaluators
@@ -35,6 +36,7 @@ from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
 from reranker.run_length import check_training_steps
 from reranker.trainer import build_trainer
+from reranker.wise_ft import interpolate_with_start
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
 # What the trainer logs that a per-step plot cannot use: timings and throughputs, the epoch, FLOPs, the run's final
@@ -137,7 +139,10 @@ def main() -> None:
     if not main_process:
         return
 
-    # 7. Save the model, then the log and metrics the card renders from
+    # 7. WiSE-FT when asked: the trained weights interpolated with the base model's; then save the model, the log and
+    # the metrics the card renders from
+    if train.wise_ft_alpha is not None:
+        interpolate_with_start(model, load_cross_encoder(train, params.tokenize.max_length), train.wise_ft_alpha)
     with atomic_output(paths.model_out) as partial:
         model.save_pretrained(str(partial))
     state = trainer.state
@@ -152,6 +157,7 @@ def main() -> None:
                              ("output_dir", "logging_dir", "report_to", "local_rank")},
         "all_args": {key: value for key, value in all_args.items() if key not in ("output_dir", "logging_dir")},
         "train_samples": len(train_dataset),
+        "wise_ft_alpha": train.wise_ft_alpha,
         "versions": {"python": platform.python_version(), **{name: version(name) for name in FRAMEWORKS}},
     })
     metrics = {
@@ -160,6 +166,7 @@ def main() -> None:
         "best_step": state.best_global_step,
         "pairs_per_second": round(pairs_per_epoch(train_dataset) * args.num_train_epochs / seconds, 2),
         "processes": processes,
+        "wise_ft_alpha": train.wise_ft_alpha,
         "seconds": round(seconds, 1),
     }
     write_json(paths.metrics, metrics)
