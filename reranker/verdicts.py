@@ -106,8 +106,9 @@ def wilson_interval(relevant: int, reviewed: int, confidence_z: float = 1.959964
 
 
 def false_negative_rate(verdicts: pd.DataFrame | None, suspects: pd.DataFrame) -> dict:
-    """The share of reviewed suspects judged relevant, with its 95% Wilson interval; `suspects` has query_id and
-    document_id columns (the suspects Parquet file). Verdicts on pairs that are not suspects do not count."""
+    """The share of reviewed suspects judged relevant, with its 95% Wilson interval, overall and, when `suspects` has
+    the rules that flagged each (`rules`), per rule (`by_rule`); `suspects` has query_id and document_id columns (the
+    suspects Parquet file). Verdicts on pairs that are not suspects do not count."""
     if verdicts is None or suspects.empty:
         return {"reviewed": 0}
     reviewed = suspects[["query_id", "document_id"]].drop_duplicates().merge(verdicts, on=["query_id", "document_id"])
@@ -115,5 +116,10 @@ def false_negative_rate(verdicts: pd.DataFrame | None, suspects: pd.DataFrame) -
     if reviewed.empty:
         return {"reviewed": 0}
     low, high = wilson_interval(relevant, len(reviewed))
-    return {"reviewed": len(reviewed), "relevant": relevant, "rate": round(relevant / len(reviewed), 4),
+    rate = {"reviewed": len(reviewed), "relevant": relevant, "rate": round(relevant / len(reviewed), 4),
             "ci_low": round(low, 4), "ci_high": round(high, 4)}
+    if "rules" in suspects:  # the same share among the suspects each rule flags: which rule finds false negatives
+        names = sorted({rule for rules in suspects["rules"] for rule in rules.split(",") if rule})
+        rate["by_rule"] = {name: false_negative_rate(verdicts, suspects[suspects["rules"].str.split(",").map(
+            lambda rules, name=name: name in rules)].drop(columns="rules")) for name in names}
+    return rate

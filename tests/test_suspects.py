@@ -127,6 +127,10 @@ def test_false_negative_rate_and_wilson_interval():
                              "relevant": [True, False, True]})  # q-9 is no suspect: not counted
     rate = false_negative_rate(verdicts, suspects)
     assert rate["reviewed"] == 2 and rate["relevant"] == 1 and rate["rate"] == 0.5
+    by_rule = false_negative_rate(verdicts, suspects.assign(
+        rules=["absolute_margin", "absolute_margin,positive_share", "positive_share"]))["by_rule"]
+    assert (by_rule["absolute_margin"]["reviewed"], by_rule["absolute_margin"]["relevant"]) == (1, 1)
+    assert (by_rule["positive_share"]["reviewed"], by_rule["positive_share"]["relevant"]) == (1, 0)
 
 
 def test_the_report_shows_texts_as_texts():
