@@ -49,3 +49,5 @@ def test_the_train_stage_saves_the_interpolated_model(tmp_path):
     assert torch.allclose(interpolated[name], 0.5 * base[name] + 0.5 * plain[name], atol=1e-5)
     assert not torch.allclose(interpolated[name], plain[name])
     assert torch.equal(interpolated["classifier.weight"], plain["classifier.weight"])
+    dvc(repo, "repro", "card")
+    assert "WiSE-FT, 0.5 × the base model's + 0.5 × the trained ones" in (repo / "data/hub/README.md").read_text()
