@@ -68,12 +68,12 @@ def parser() -> argparse.ArgumentParser:
             "run files. Seconds; nothing is written."))
     checking.add_argument("params", nargs="?", default=Path("params.yaml"), type=Path, help="default: params.yaml")
     checking.add_argument("--json", action="store_true", help="print one JSON object: {params, ok, error|recipe}")
-    checking.set_defaults(run=check)
+    checking.set_defaults(handler=check)
     comparing = commands.add_parser(
         "compare", help="compare experiments query by query", description=compare.__doc__.split("\n\n")[0],
         epilog=compare.EPILOG)
     compare.add_arguments(comparing)
-    comparing.set_defaults(run=compare.run)
+    comparing.set_defaults(handler=compare.run)
     verifying = commands.add_parser(
         "verify", help="check a model card's provenance against dvc.lock", description=(
             "Check that every content hash in a model card's provenance is what dvc.lock at a revision records (the "
@@ -85,14 +85,14 @@ def parser() -> argparse.ArgumentParser:
     verifying.add_argument("--rev", help="the revision whose dvc.lock to check against (default: the workspace)")
     verifying.add_argument("--repo", default=Path("."), type=Path, help="the repository (default: .)")
     verifying.add_argument("--json", action="store_true", help="print one JSON object: {model_dir, rev, ok, checks}")
-    verifying.set_defaults(run=verify)
+    verifying.set_defaults(handler=verify)
     return root
 
 
 @entrypoint
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    args.run(args)
+    args.handler(args)
 
 
 if __name__ == "__main__":

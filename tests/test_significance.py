@@ -363,7 +363,8 @@ def call(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 def compare(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return call(repo, sys.executable, "-m", "reranker.compare", *args, check=check)
+    # what `rerank compare` runs (reranker.cli), not reranker.compare alone: the entry point is what users call
+    return call(repo, sys.executable, "-m", "reranker.cli", "compare", *args, check=check)
 
 
 @pytest.fixture(scope="module")
