@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reranker.errors import PipelineError
+from reranker.errors import PipelineError, first_line
 from reranker.relevance import is_relevant
 from reranker.sources import (
     FORMAT_NAMES,
@@ -20,7 +20,6 @@ from reranker.sources import (
     TEXT_COLUMNS,
     check_column_mapping,
     check_schema,
-    first_line,
     local_files,
     where,
 )

@@ -140,8 +140,3 @@ def value_kind(data_type, pa) -> str:
         inner = value_kind(data_type.value_type, pa)
         return f"list of {inner}" if inner in ("text", "number") else "other"
     return "other"
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

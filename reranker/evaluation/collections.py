@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from reranker.errors import PipelineError
+from reranker.errors import PipelineError, first_line
 from reranker.paths import outside_path
 
 # The short names that sentence-transformers' CrossEncoderNanoBEIREvaluator accepts and the split each one names
@@ -358,7 +358,7 @@ def _hub_split_names(name: str, source: str, config: str, revision: str | None) 
         return get_dataset_split_names(source, config, revision=revision)
     except (OSError, ValueError, RuntimeError) as error:
         raise PipelineError(f"collection {name!r}: could not read the splits of config {config!r} of {source!r} "
-                            f"({_first_line(error)}); check the id and revision, and that the hub is reachable "
+                            f"({first_line(error)}); check the id and revision, and that the hub is reachable "
                             "or the data set is in the local cache") from None
 
 
@@ -374,7 +374,7 @@ def _load_subset(name: str, source: str, config: str | None, split: str | None, 
         what = " ".join(part for part in (f"config {config!r}" if config else "", f"split {split!r}" if split else "")
                         if part)
         raise PipelineError(f"collection {name!r}: could not load {what or 'the data'} of {source!r} "
-                            f"({_first_line(error)}); check the id, config, split and revision and that the hub is "
+                            f"({first_line(error)}); check the id, config, split and revision and that the hub is "
                             "reachable or the data set cached (a data set with a loading script needs a parquet "
                             "copy such as mteb/scifact)") from None
     if split is not None:
@@ -418,11 +418,6 @@ def _judgments(name: str, where: str, rows) -> list[tuple[str, str, int]]:
                 raise PipelineError(f"collection {name!r}: {where} has score {score!r} for query {query_id!r}, not "
                                     "an integer grade; fix the qrels") from None
     return judgments
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _trec_id(identifier: str) -> str:
