@@ -51,6 +51,8 @@ NANOBEIR_SPLITS = {
     "touche2020": "NanoTouche2020",
 }
 NANOBEIR_CONFIGS = ("corpus", "queries", "qrels")
+# What a reader returns: the corpus (None when not read), the queries, the judgments and where they came from
+Read = tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]
 
 
 @dataclass
@@ -85,9 +87,8 @@ class JudgedQueries:
     qrels: dict[str, dict[str, int]]
 
 
-def load_collection(
-    name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
-) -> Collection:
+def load_collection(name: str, source: str, split: str = "test", qrels_source: str | None = None,
+                    revision: str | None = None) -> Collection:
     """Load a collection and check it: every qrels id must be in the corpus or the queries, and at least one query
     must have a relevant document. Queries without a judgment with score > 0 are left out.
 
@@ -117,9 +118,8 @@ def load_collection(
                       queries=judged.queries, qrels=judged.qrels)
 
 
-def load_queries(
-    name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
-) -> JudgedQueries:
+def load_queries(name: str, source: str, split: str = "test", qrels_source: str | None = None,
+                 revision: str | None = None) -> JudgedQueries:
     """The queries that :func:`load_collection` evaluates and their judgments, read and checked as it reads and
     checks them but without the corpus: same arguments, and the same errors but for the corpus's (the judgments'
     documents are not looked up in it, and a NanoBEIR collection is looked up in the queries config's splits).
@@ -133,11 +133,9 @@ def load_queries(
     return _judged(name, qrels_where, None, queries, judgments)
 
 
-def _read(
-    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
-) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
-    """Corpus (None without ``with_corpus``), queries and judgments of any layout, and where the judgments came
-    from: the one reader of every layout, for load_collection and load_queries."""
+def _read(name: str, source: str, split: str, qrels_source: str | None, revision: str | None,
+          with_corpus: bool) -> Read:
+    """The one reader of every layout, for load_collection and load_queries."""
     layout, path = locate(name, source)
     if layout == "beir":
         no_hub_options(name, source, qrels_source, revision)
@@ -161,8 +159,7 @@ def locate(name: str, source: str) -> tuple[str, str]:
         if os.path.isfile(os.path.join(path, "README.md")) and readme_configs(name, source, path, required=False):
             return "nanobeir", path
         if os.path.exists(os.path.join(path, "queries.jsonl")) or os.path.isdir(os.path.join(path, "qrels")):
-            raise PipelineError(f"collection {name!r}: folder {source!r} has no corpus.jsonl; a BEIR folder needs "
-                                "corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+            require_file(name, source, path, "corpus.jsonl")  # a BEIR folder without its corpus
         entries = ", ".join(sorted(os.listdir(path))[:5]) or "nothing"
         raise PipelineError(f"collection {name!r}: folder {source!r} (it has {entries}) is neither a BEIR folder "
                             "(corpus.jsonl) nor a NanoBEIR one (README.md declaring configs); point source at one")
@@ -228,8 +225,7 @@ def readme_configs(name: str, source: str, path: str, required: bool = True) -> 
     for config in declared if isinstance(declared, list) else []:
         if isinstance(config, dict) and "config_name" in config:
             configs[str(config["config_name"])] = _split_names(config.get("data_files"))
-    missing = [config for config in NANOBEIR_CONFIGS if config not in configs]
-    if required and missing:
+    if required and (missing := [config for config in NANOBEIR_CONFIGS if config not in configs]):
         raise PipelineError(f"collection {name!r}: {os.path.join(source, 'README.md')} declares no config "
                             f"{missing[0]!r} (it has {', '.join(configs) or 'none'}); a NanoBEIR folder needs "
                             "configs corpus, queries and qrels")
@@ -324,12 +320,10 @@ def _read_qrels_tsv(name: str, where: str, file_path: str) -> list[tuple[str, st
     return judgments
 
 
-def _load_with_datasets(
-    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
-) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
-    """Corpus (None without ``with_corpus``), queries and judgments of a NanoBEIR folder or hub dataset, or of a
-    BEIR hub dataset when ``qrels_source`` is given, through `datasets.load_dataset`; also where the judgments came
-    from."""
+def _load_with_datasets(name: str, source: str, split: str, qrels_source: str | None, revision: str | None,
+                        with_corpus: bool) -> Read:
+    """A NanoBEIR folder or hub dataset, or a BEIR hub dataset when ``qrels_source`` is given, read through
+    `datasets.load_dataset`."""
     if qrels_source is None:
         # NanoBEIR: corpus, queries and qrels configs, one split per collection (NanoClimateFEVER), named by the
         # first config read
@@ -386,8 +380,7 @@ def _load_subset(name: str, source: str, config: str | None, split: str | None, 
 
 
 def _columns(name: str, where: str, rows, required: tuple[str, ...]) -> None:
-    missing = [column for column in required if column not in rows.column_names]
-    if missing:
+    if missing := [column for column in required if column not in rows.column_names]:
         raise PipelineError(f"collection {name!r}: {where} has no {missing[0]!r} column (it has "
                             f"{', '.join(rows.column_names)}); it needs {', '.join(required)}")
 
@@ -395,10 +388,9 @@ def _columns(name: str, where: str, rows, required: tuple[str, ...]) -> None:
 def _texts(name: str, where: str, rows) -> dict[str, str]:
     _columns(name, where, rows, ("_id", "text"))
     titles = rows["title"] if "title" in rows.column_names else [""] * len(rows)
-    texts: dict[str, str] = {}
-    for identifier, title, text in zip(rows["_id"], titles, rows["text"]):
-        # The same joining as for BEIR folders (see _id_and_text)
-        texts[str(identifier)] = f"{title or ''} {text or ''}".strip()
+    # The same joining as for BEIR folders (see _id_and_text)
+    texts = {str(identifier): f"{title or ''} {text or ''}".strip()
+             for identifier, title, text in zip(rows["_id"], titles, rows["text"])}
     if not texts:
         raise PipelineError(f"collection {name!r}: {where} is empty; use a split that has rows")
     return texts
@@ -426,10 +418,8 @@ def _trec_id(identifier: str) -> str:
     return "_".join(identifier.split())
 
 
-def _judged(
-    name: str, qrels_where: str, corpus: dict[str, str] | None, queries: dict[str, str],
-    judgments: Iterable[tuple[str, str, int]],
-) -> JudgedQueries:
+def _judged(name: str, qrels_where: str, corpus: dict[str, str] | None, queries: dict[str, str],
+            judgments: Iterable[tuple[str, str, int]]) -> JudgedQueries:
     """The queries with a judgment > 0 and their qrels, checked: judgments exist, name documents of the corpus
     (unless it is None) and queries of the queries, and at least one is > 0."""
     qrels: dict[str, dict[str, int]] = {}
@@ -444,8 +434,7 @@ def _judged(
     ):
         if known is None:
             continue
-        unknown = sorted(ids - known.keys())
-        if unknown:
+        if unknown := sorted(ids - known.keys()):
             file = "corpus" if kind == "documents" else "queries"
             raise PipelineError(f"collection {name!r}: {qrels_where} names {len(unknown)} {kind} not in the {file} "
                                 f"(e.g. {unknown[0]!r}); use the qrels and {file} of the same collection")
