@@ -43,14 +43,6 @@ def _rows(array, start: int, stop: int) -> torch.Tensor:
         return torch.from_numpy(rows)
 
 
-def _pad(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    missing = k - scores.shape[1]
-    if missing > 0:
-        scores = np.concatenate([scores, np.full((len(scores), missing), -np.inf, np.float32)], axis=1)
-        indices = np.concatenate([indices, np.full((len(indices), missing), -1, np.int64)], axis=1)
-    return scores, indices
-
-
 def _exact(queries: torch.Tensor, corpus, k: int, corpus_batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """The k best of one chunk of queries, the corpus taken corpus_batch_size documents at a time and each
     block's top k merged into the running top k."""
@@ -155,10 +147,10 @@ def top_k(query_embeddings, corpus_embeddings, k: int, batch_size: int, use_fais
                                             metric=faiss.METRIC_INNER_PRODUCT)
             else:
                 scores, indices = _exact(queries, corpus_embeddings, k, corpus_batch_size or n_corpus)
-            scores, indices = _pad(scores, indices.astype(np.int64, copy=False), k)
             scores[indices < 0] = -np.inf
-            scores, indices = _order(scores, indices)
-            scores_out[start:start + len(queries)] = scores
-            indices_out[start:start + len(queries)] = indices
+            scores, indices = _order(scores, indices.astype(np.int64, copy=False))
+            # fewer than k documents: the rest of the row keeps its padding (-inf, -1)
+            scores_out[start:start + len(queries), :scores.shape[1]] = scores
+            indices_out[start:start + len(queries), :indices.shape[1]] = indices
             progress.update(len(queries))
     return scores_out, indices_out
