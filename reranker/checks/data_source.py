@@ -64,7 +64,8 @@ def check_source(download, key: str = "download", dev_queries: int | None = None
                                 f"{rows} rows, so fewer queries; lower download.dev_queries")
         return min(rows, download.limit or rows)
     for file in files:
-        head = read_head(file)
+        with open(file, "rb") as handle:
+            head = handle.read(HEAD_BYTES).removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
         if not head.strip():
             if len(files) == 1:
                 raise PipelineError(f"data set '{download.source}' is empty; point {key}.source at non-empty data")
@@ -87,12 +88,6 @@ def check_hub_dataset(key: str, repo_id: str) -> None:
     if not cached and (reason := hub_unreachable()):
         raise PipelineError(f"{key} '{repo_id}' is not a local path and is not in the Hugging Face cache, and "
                             f"{reason}; give a local file or folder, or fetch it where the hub can be reached")
-
-
-def read_head(file: Path) -> str:
-    with open(file, "rb") as handle:
-        data = handle.read(HEAD_BYTES)
-    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
 
 
 def head_columns(head: str, data_format: str, name: str) -> dict | None:
