@@ -108,11 +108,8 @@ def _differ(what: str, rev: str, theirs: set[str], baseline: str, ours: set[str]
 
 def compare(tables: Tables, baseline: str, run: str = "trained", collections: Sequence[str] | None = None,
             confidence: float = CONFIDENCE, resamples: int = RESAMPLES) -> dict:
-    """Compare every revision's per-query values with the baseline's.
-
-    The Holm correction is over one family per collection and measure: the comparisons of all the other
-    revisions with the baseline on that collection and measure (a family of one needs none). Each comparison is
-    seeded alike (seed 0), so a report is a function of its inputs.
+    """Compare every revision's per-query values with the baseline's, Holm-corrected over the family the module's
+    docstring names. Each comparison is seeded alike (seed 0), so a report is a function of its inputs.
 
     Args:
         tables (Tables): Revision -> collection -> run -> measure -> {query id: value}, as :func:`load_tables` reads.
@@ -235,10 +232,8 @@ def to_markdown(report: Mapping) -> str:
 
 
 def choose_revisions(revs: Sequence[str], baseline: str | None) -> tuple[str, list[str]]:
-    """The baseline and the revisions to compare with it, in order and without repeats.
-
-    As with ``dvc exp diff``: no revision means HEAD against the workspace, one revision that revision against the
-    workspace; otherwise the baseline is ``baseline`` or the first revision.
+    """The baseline and the revisions to compare with it, in order and without repeats, chosen as the module's
+    docstring says (as ``dvc exp diff`` chooses them).
 
     Example:
         ::

@@ -95,9 +95,6 @@ def compare_paired(treatment: Mapping[str, float], control: Mapping[str, float],
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     """Adjust a family of p-values for multiple comparisons with the Holm-Bonferroni method.
 
-    A hypothesis is rejected at level alpha when its adjusted p-value is below alpha; the family-wise error rate
-    is then at most alpha, with no assumption on how the tests depend on each other.
-
     Args:
         p_values (Mapping[str, float]): Comparison name -> unadjusted p-value.
 
