@@ -74,13 +74,8 @@ class Collection:
 
 @dataclass
 class JudgedQueries:
-    """A collection's evaluated queries and their judgments, as in its `Collection`, without the corpus.
-
-    Args:
-        name: The name it is reported under.
-        queries: Query id -> text, only the queries with at least one judgment with score > 0.
-        qrels: Query id -> {document id: relevance grade}, for the queries in ``queries``.
-    """
+    """A collection's evaluated queries and their judgments, as in its `Collection` (same fields), without the
+    corpus."""
 
     name: str
     queries: dict[str, str]
@@ -134,15 +129,14 @@ def _read(name: str, source: str, split: str, qrels_source: str | None, revision
           with_corpus: bool) -> Read:
     """The one reader of every layout, for load_collection and load_queries."""
     layout, path = locate(name, source)
-    if layout == "beir":
+    if layout != "hub":
         no_hub_options(name, source, qrels_source, revision)
+    if layout == "beir":
         qrels_path = qrels_file(name, source, path, split)
         corpus = _read_jsonl(name, source, path, "corpus.jsonl") if with_corpus else None
         queries = _read_jsonl(name, source, path, "queries.jsonl")
         qrels_where = os.path.join(source, "qrels", f"{split}.tsv")
         return corpus, queries, _read_qrels_tsv(name, qrels_where, qrels_path), qrels_where
-    if layout == "nanobeir":
-        no_hub_options(name, source, qrels_source, revision)
     # A local NanoBEIR folder goes through load_dataset exactly as a hub id does, so that the hub code runs here
     return _load_with_datasets(name, path, split, qrels_source, revision, with_corpus)
 
