@@ -152,19 +152,17 @@ def mine_hard_negatives_in_blocks(
     distinct_queries = list(dict.fromkeys(queries))
     if len(distinct_queries) != len(query_embeddings):
         raise ValueError(f"{len(query_embeddings)} query embeddings for {len(distinct_queries)} distinct queries")
+    # The corpus row that is the query's own text is never its negative, unless include_positives keeps a query that
+    # is its own positive (lines 433, 574-576, 634-635)
+    own_rows = {query: corpus_index.get(query, -1) for query in distinct_queries}
     positive_indices: dict[str, list[int]] = {query: [] for query in distinct_queries}
     for query, positive in zip(queries, positives):
         if positive not in corpus_index:
             raise ValueError(f"the positive {positive[:80]!r} is not in the corpus")
         if corpus_index[positive] not in positive_indices[query]:
             positive_indices[query].append(corpus_index[positive])
-    # The corpus row that is the query's own text is never its negative, unless include_positives keeps a query that
-    # is its own positive (lines 433, 574-576, 634-635)
-    own_rows = {query: corpus_index.get(query, -1) for query in distinct_queries}
-    if include_positives:
-        for query, positive in zip(queries, positives):
-            if query == positive:
-                own_rows[query] = -1
+        if include_positives and query == positive:
+            own_rows[query] = -1
     del queries, positives
     selection = dict(range_min=range_min, range_max=range_max, max_score=max_score, min_score=min_score,
                      absolute_margin=absolute_margin, relative_margin=relative_margin, num_negatives=num_negatives,
