@@ -212,10 +212,9 @@ def readme_configs(name: str, source: str, path: str, required: bool = True) -> 
         raise PipelineError(f"collection {name!r}: the YAML header of {os.path.join(source, 'README.md')} does not "
                             f"parse ({str(error).splitlines()[0]}); fix it") from None
     declared = metadata.get("configs") if isinstance(metadata, dict) else None
-    configs = {}
-    for config in declared if isinstance(declared, list) else []:
-        if isinstance(config, dict) and "config_name" in config:
-            configs[str(config["config_name"])] = _split_names(config.get("data_files"))
+    configs = {str(config["config_name"]): _split_names(config.get("data_files"))
+               for config in (declared if isinstance(declared, list) else [])
+               if isinstance(config, dict) and "config_name" in config}
     if required and (missing := [config for config in NANOBEIR_CONFIGS if config not in configs]):
         raise PipelineError(f"collection {name!r}: {os.path.join(source, 'README.md')} declares no config "
                             f"{missing[0]!r} (it has {', '.join(configs) or 'none'}); a NanoBEIR folder needs "
