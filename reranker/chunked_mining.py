@@ -41,34 +41,17 @@ OUTPUT_FORMATS = ("n-tuple", "labeled-pair", "labeled-list")
 
 
 def mine_hard_negatives_in_blocks(
-    dataset,
-    query_embeddings: np.ndarray,
-    corpus: list[str],
-    corpus_embeddings: np.ndarray,
-    *,
-    output_format: Literal["n-tuple", "labeled-pair", "labeled-list"],
-    anchor_column_name: str = "query",
-    positive_column_name: str = "document",
-    range_min: int = 0,
-    range_max: int | None = None,
-    max_score: float | None = None,
-    min_score: float | None = None,
-    absolute_margin: float | None = None,
-    relative_margin: float | None = None,
-    num_negatives: int = 3,
-    sampling_strategy: Literal["random", "top"] = "top",
-    include_positives: bool = False,
-    batch_size: int = 1024,
-    corpus_batch_size: int | None = None,
-    use_faiss: bool = False,
-    index=None,
-    show_progress_bar: bool = False,
-    desc: str = "Mining hard negatives",
+    dataset, query_embeddings: np.ndarray, corpus: list[str], corpus_embeddings: np.ndarray, *,
+    output_format: Literal["n-tuple", "labeled-pair", "labeled-list"], anchor_column_name: str = "query",
+    positive_column_name: str = "document", range_min: int = 0, range_max: int | None = None,
+    max_score: float | None = None, min_score: float | None = None, absolute_margin: float | None = None,
+    relative_margin: float | None = None, num_negatives: int = 3, sampling_strategy: Literal["random", "top"] = "top",
+    include_positives: bool = False, batch_size: int = 1024, corpus_batch_size: int | None = None,
+    use_faiss: bool = False, index=None, show_progress_bar: bool = False, desc: str = "Mining hard negatives",
     with_ranks: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    """
-    Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)` mines
-    them, from stored embeddings: yields, for each block of `batch_size` distinct queries, the rows that
+    """Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)`
+    mines them, from stored embeddings: yields, for each block of `batch_size` distinct queries, the rows that
     `mine_hard_negatives(...).to_pandas()` holds for those queries, in the same order.
 
     Args:
