@@ -98,10 +98,8 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75, s
     return run
 
 
-def dense_run(
-    collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64, use_faiss: bool = False,
-    show_progress_bar: bool = False,
-) -> Run:
+def dense_run(collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64,
+              use_faiss: bool = False, show_progress_bar: bool = False) -> Run:
     """The top ``k`` documents of each query by the dot product of normalized embeddings (cosine similarity),
     found exactly: with sentence-transformers' chunked ``util.semantic_search``, or with a FAISS ``IndexFlatIP``.
 
