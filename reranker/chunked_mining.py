@@ -41,34 +41,17 @@ OUTPUT_FORMATS = ("n-tuple", "labeled-pair", "labeled-list")
 
 
 def mine_hard_negatives_in_blocks(
-    dataset,
-    query_embeddings: np.ndarray,
-    corpus: list[str],
-    corpus_embeddings: np.ndarray,
-    *,
-    output_format: Literal["n-tuple", "labeled-pair", "labeled-list"],
-    anchor_column_name: str = "query",
-    positive_column_name: str = "document",
-    range_min: int = 0,
-    range_max: int | None = None,
-    max_score: float | None = None,
-    min_score: float | None = None,
-    absolute_margin: float | None = None,
-    relative_margin: float | None = None,
-    num_negatives: int = 3,
-    sampling_strategy: Literal["random", "top"] = "top",
-    include_positives: bool = False,
-    batch_size: int = 1024,
-    corpus_batch_size: int | None = None,
-    use_faiss: bool = False,
-    index=None,
-    show_progress_bar: bool = False,
-    desc: str = "Mining hard negatives",
+    dataset, query_embeddings: np.ndarray, corpus: list[str], corpus_embeddings: np.ndarray, *,
+    output_format: Literal["n-tuple", "labeled-pair", "labeled-list"], anchor_column_name: str = "query",
+    positive_column_name: str = "document", range_min: int = 0, range_max: int | None = None,
+    max_score: float | None = None, min_score: float | None = None, absolute_margin: float | None = None,
+    relative_margin: float | None = None, num_negatives: int = 3, sampling_strategy: Literal["random", "top"] = "top",
+    include_positives: bool = False, batch_size: int = 1024, corpus_batch_size: int | None = None,
+    use_faiss: bool = False, index=None, show_progress_bar: bool = False, desc: str = "Mining hard negatives",
     with_ranks: bool = False,
 ) -> Iterator[pd.DataFrame]:
-    """
-    Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)` mines
-    them, from stored embeddings: yields, for each block of `batch_size` distinct queries, the rows that
+    """Hard negatives for (anchor, positive) pairs, as `mine_hard_negatives(dataset, model, corpus=corpus, ...)`
+    mines them, from stored embeddings: yields, for each block of `batch_size` distinct queries, the rows that
     `mine_hard_negatives(...).to_pandas()` holds for those queries, in the same order.
 
     Args:
@@ -152,19 +135,17 @@ def mine_hard_negatives_in_blocks(
     distinct_queries = list(dict.fromkeys(queries))
     if len(distinct_queries) != len(query_embeddings):
         raise ValueError(f"{len(query_embeddings)} query embeddings for {len(distinct_queries)} distinct queries")
+    # The corpus row that is the query's own text is never its negative, unless include_positives keeps a query that
+    # is its own positive (lines 433, 574-576, 634-635)
+    own_rows = {query: corpus_index.get(query, -1) for query in distinct_queries}
     positive_indices: dict[str, list[int]] = {query: [] for query in distinct_queries}
     for query, positive in zip(queries, positives):
         if positive not in corpus_index:
             raise ValueError(f"the positive {positive[:80]!r} is not in the corpus")
         if corpus_index[positive] not in positive_indices[query]:
             positive_indices[query].append(corpus_index[positive])
-    # The corpus row that is the query's own text is never its negative, unless include_positives keeps a query that
-    # is its own positive (lines 433, 574-576, 634-635)
-    own_rows = {query: corpus_index.get(query, -1) for query in distinct_queries}
-    if include_positives:
-        for query, positive in zip(queries, positives):
-            if query == positive:
-                own_rows[query] = -1
+        if include_positives and query == positive:
+            own_rows[query] = -1
     del queries, positives
     selection = dict(range_min=range_min, range_max=range_max, max_score=max_score, min_score=min_score,
                      absolute_margin=absolute_margin, relative_margin=relative_margin, num_negatives=num_negatives,

@@ -79,32 +79,22 @@ def read_revision(root: Path, rev: str) -> dict[str, str]:
             paths = sorted(filesystem.glob(f"{PER_QUERY_DIR}/*.csv"))
             texts = {Path(path).stem: filesystem.read_text(path, encoding="utf-8") for path in paths}
         except FileNotFoundError as error:  # a DVC-cached output listed at that revision, its data not here
-            raise PipelineError(
-                f"{error.filename} at revision '{rev}' is tracked by DVC but not in the local cache; fetch it with "
-                "`dvc pull` (an experiment: `dvc exp pull <remote> <name>`)"
-            ) from None
+            raise PipelineError(f"{error.filename} at revision '{rev}' is tracked by DVC but not in the local cache; "
+                                "fetch it with `dvc pull` (an experiment: `dvc exp pull <remote> <name>`)") from None
         except RevError as error:  # dvc's message says whether the name is unknown or ambiguous
-            raise PipelineError(
-                f"{error} in {root}: give an experiment name (`dvc exp show` lists them), a branch, tag or commit, "
-                "or 'workspace' for the files on disk"
-            ) from None
+            raise PipelineError(f"{error} in {root}: give an experiment name (`dvc exp show` lists them), a branch, "
+                                "tag or commit, or 'workspace' for the files on disk") from None
     if not texts:
-        raise PipelineError(
-            f"revision '{rev}' has no per-query files ({PER_QUERY_DIR}/*.csv); run `dvc repro` or `dvc exp run` "
-            "there first (revisions from before per-query files were written cannot be compared)"
-        )
+        raise PipelineError(f"revision '{rev}' has no per-query files ({PER_QUERY_DIR}/*.csv); run `dvc repro` or "
+                            "`dvc exp run` there first (revisions from before per-query files were written cannot "
+                            "be compared)")
     return texts
 
 
 def load_tables(root: Path, revs: Sequence[str]) -> Tables:
     """Read and parse the per-query files of every revision: revision -> collection -> run -> measure -> values."""
-    return {
-        rev: {
-            collection: read_per_query(text, f"{per_query_path(collection)} at {rev}")
-            for collection, text in read_revision(root, rev).items()
-        }
-        for rev in revs
-    }
+    return {rev: {collection: read_per_query(text, f"{per_query_path(collection)} at {rev}")
+                  for collection, text in read_revision(root, rev).items()} for rev in revs}
 
 
 def _differ(what: str, rev: str, theirs: set[str], baseline: str, ours: set[str]) -> str:
@@ -112,25 +102,14 @@ def _differ(what: str, rev: str, theirs: set[str], baseline: str, ours: set[str]
         listed = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
         return f"{len(names)} only at '{where}'" + (f" ({listed})" if names else "")
 
-    return (
-        f"{what} differ between '{rev}' and the baseline '{baseline}': {only(theirs - ours, rev)}, "
-        f"{only(ours - theirs, baseline)}"
-    )
+    return (f"{what} differ between '{rev}' and the baseline '{baseline}': {only(theirs - ours, rev)}, "
+            f"{only(ours - theirs, baseline)}")
 
 
-def compare(
-    tables: Tables,
-    baseline: str,
-    run: str = "trained",
-    collections: Sequence[str] | None = None,
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-) -> dict:
-    """Compare every revision's per-query values with the baseline's.
-
-    The Holm correction is over one family per collection and measure: the comparisons of all the other
-    revisions with the baseline on that collection and measure (a family of one needs none). Each comparison is
-    seeded alike (seed 0), so a report is a function of its inputs.
+def compare(tables: Tables, baseline: str, run: str = "trained", collections: Sequence[str] | None = None,
+            confidence: float = CONFIDENCE, resamples: int = RESAMPLES) -> dict:
+    """Compare every revision's per-query values with the baseline's, Holm-corrected over the family the module's
+    docstring names. Each comparison is seeded alike (seed 0), so a report is a function of its inputs.
 
     Args:
         tables (Tables): Revision -> collection -> run -> measure -> {query id: value}, as :func:`load_tables` reads.
@@ -144,9 +123,9 @@ def compare(
 
     Returns:
         dict: ``baseline``, ``run``, ``confidence``, ``revisions``, ``test``, ``family`` and ``rows``, one per
-        collection, measure
-        and revision (the baseline's first) with ``collection``, ``measure``, ``rev``, ``queries``, ``mean`` and,
-        except for the baseline, ``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``p_holm`` and ``significant``.
+        collection, measure and revision (the baseline's first) with ``collection``, ``measure``, ``rev``,
+        ``queries``, ``mean`` and, except for the baseline, ``delta``, ``ci_low``, ``ci_high``, ``p_value``,
+        ``p_holm`` and ``significant``.
 
     Example:
         ::
@@ -164,22 +143,17 @@ def compare(
     if collections is None:
         for rev in others:
             if set(tables[rev]) != set(available):
-                raise PipelineError(
-                    _differ("collections", rev, set(tables[rev]), baseline, set(available))
-                    + "; compare the shared ones with --collection"
-                )
+                raise PipelineError(_differ("collections", rev, set(tables[rev]), baseline, set(available))
+                                    + "; compare the shared ones with --collection")
         collections = available
     for collection in collections:
         for rev in tables:
             if collection not in tables[rev]:
-                raise PipelineError(
-                    f"revision '{rev}' has no collection '{collection}' (it has {', '.join(sorted(tables[rev]))})"
-                )
+                raise PipelineError(f"revision '{rev}' has no collection '{collection}' (it has "
+                                    f"{', '.join(sorted(tables[rev]))})")
             if run not in tables[rev][collection]:
-                raise PipelineError(
-                    f"{per_query_path(collection)} at '{rev}' has no run '{run}' (it has "
-                    f"{', '.join(tables[rev][collection])}); pick one with --run"
-                )
+                raise PipelineError(f"{per_query_path(collection)} at '{rev}' has no run '{run}' (it has "
+                                    f"{', '.join(tables[rev][collection])}); pick one with --run")
 
     rows, test = [], None
     for collection in collections:
@@ -189,46 +163,28 @@ def compare(
         for rev in others:
             treatment = tables[rev][collection][run]
             if set(treatment) != set(measures):
-                raise PipelineError(
-                    _differ(f"measures of {collection}", rev, set(treatment), baseline, set(measures))
-                    + " (was at_k changed?)"
-                )
+                raise PipelineError(_differ(f"measures of {collection}", rev, set(treatment), baseline, set(measures))
+                                    + " (was at_k changed?)")
             if set(treatment[measures[0]]) != queries:
-                raise PipelineError(
-                    _differ(f"queries of {collection}", rev, set(treatment[measures[0]]), baseline, queries)
-                    + "; only revisions evaluated on the same queries can be compared"
-                )
+                raise PipelineError(_differ(f"queries of {collection}", rev, set(treatment[measures[0]]), baseline,
+                                            queries)
+                                    + "; only revisions evaluated on the same queries can be compared")
         for measure in measures:
-            results = {
-                rev: compare_paired(
-                    tables[rev][collection][run][measure], control[measure], confidence=confidence, resamples=resamples
-                )
-                for rev in others
-            }
+            results = {rev: compare_paired(tables[rev][collection][run][measure], control[measure],
+                                           confidence=confidence, resamples=resamples) for rev in others}
             adjusted = holm({rev: result["p_value"] for rev, result in results.items()})
             for rev in [baseline, *others]:
                 values = tables[rev][collection][run][measure]
-                row = {
-                    "collection": collection,
-                    "measure": measure,
-                    "rev": rev,
-                    "queries": len(values),
-                    "mean": round(sum(values.values()) / len(values), 4),
-                }
+                row = {"collection": collection, "measure": measure, "rev": rev, "queries": len(values),
+                       "mean": round(sum(values.values()) / len(values), 4)}
                 if rev != baseline:
                     result = {**results[rev], "p_holm": float(f"{adjusted[rev]:.4g}")}
                     test = result.pop("test")
                     row.update(result, significant=significant(result))
                 rows.append(row)
-    return {
-        "baseline": baseline,
-        "run": run,
-        "confidence": confidence,
-        "revisions": [baseline, *others],
-        "test": test,
-        "family": "Holm over the comparisons with the baseline within one collection and measure",
-        "rows": rows,
-    }
+    return {"baseline": baseline, "run": run, "confidence": confidence, "revisions": [baseline, *others],
+            "test": test, "family": "Holm over the comparisons with the baseline within one collection and measure",
+            "rows": rows}
 
 
 def _format_p(p_value: float) -> str:
@@ -254,10 +210,8 @@ def to_markdown(report: Mapping) -> str:
     by_collection: dict[str, list[Mapping]] = {}
     for row in report["rows"]:
         by_collection.setdefault(row["collection"], []).append(row)
-    header = [
-        "measure", "revision", "mean", f"delta vs {baseline}", f"{report['confidence']:.0%} CI", "p", "p Holm",
-        "significant",
-    ]
+    header = ["measure", "revision", "mean", f"delta vs {baseline}", f"{report['confidence']:.0%} CI", "p", "p Holm",
+              "significant"]
     for collection, rows in by_collection.items():
         cells = []
         for row in rows:
@@ -272,18 +226,14 @@ def to_markdown(report: Mapping) -> str:
             ])
         title = f"## {collection}: run {report['run']}, {rows[0]['queries']} queries"
         lines += [title, "", *_table(header, cells), ""]
-    lines.append(
-        f"{report['test']}. Significant: the CI excludes 0 and the Holm p-value (over the comparisons with the "
-        "baseline on one collection and measure) is below 0.05."
-    )
+    lines.append(f"{report['test']}. Significant: the CI excludes 0 and the Holm p-value (over the comparisons "
+                 "with the baseline on one collection and measure) is below 0.05.")
     return "\n".join(lines)
 
 
 def choose_revisions(revs: Sequence[str], baseline: str | None) -> tuple[str, list[str]]:
-    """The baseline and the revisions to compare with it, in order and without repeats.
-
-    As with ``dvc exp diff``: no revision means HEAD against the workspace, one revision that revision against the
-    workspace; otherwise the baseline is ``baseline`` or the first revision.
+    """The baseline and the revisions to compare with it, in order and without repeats, chosen as the module's
+    docstring says (as ``dvc exp diff`` chooses them).
 
     Example:
         ::

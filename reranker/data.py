@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reranker.errors import PipelineError
+from reranker.errors import PipelineError, first_line
 from reranker.relevance import is_relevant
 from reranker.sources import (
     FORMAT_NAMES,
@@ -20,7 +20,6 @@ from reranker.sources import (
     TEXT_COLUMNS,
     check_column_mapping,
     check_schema,
-    first_line,
     local_files,
     where,
 )
@@ -65,8 +64,6 @@ def read_file(file: Path, data_format: str, name: str) -> pa.Table:
                 return pa.table({})
             return pcsv.read_csv(file, parse_options=pcsv.ParseOptions(newlines_in_values=True))
         return read_json(file)
-    except PipelineError:
-        raise
     except (pa.ArrowException, OSError, ValueError) as error:
         raise PipelineError(f"could not read {name} as {FORMAT_NAMES[data_format]}: {first_line(error)}; fix the "
                             "file, or its extension if it holds another format") from None

@@ -13,6 +13,12 @@ class PipelineError(Exception):
     """Bad params or data: reported as one line naming the problem and the fix, exit status 1."""
 
 
+def first_line(error: BaseException) -> str:
+    """A library's error as one line, for a PipelineError that quotes it."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def entrypoint(main):
     """Run a stage's main(); a PipelineError becomes one line on stderr and exit status 1, any other exception
     a summary line (stage and where to look), then its trace, and exit status 2."""

@@ -36,12 +36,6 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
     return loss_class(model, **kwargs)
 
 
-def loss_config(loss, loss_args: dict) -> dict:
-    """What the training log records of the loss. CrossEntropyLoss has no get_config_dict (sentence-transformers
-    6.2): its params are its config."""
-    return loss.get_config_dict() if hasattr(loss, "get_config_dict") else loss_args
-
-
 def class_ids(dataset: Dataset, num_labels: int) -> Dataset:
     """CrossEntropyLoss reads each label as a class id (int64); every other loss reads float labels."""
     labels = np.asarray(dataset["label"])

@@ -152,12 +152,6 @@ def lift_positives(scores: np.ndarray, relevant: np.ndarray, margin: float) -> n
     return np.where(relevant, np.maximum(scores, scores[~relevant].max() + margin), scores).astype(scores.dtype)
 
 
-def cross_encoder_scores(teacher, pairs: list[tuple[str, str]], batch_size: int, activation_fn) -> np.ndarray:
-    """A trained cross-encoder teacher's score of each pair."""
-    return np.asarray(teacher.predict(pairs, batch_size=batch_size, activation_fn=activation_fn,
-                                      show_progress_bar=False), dtype="float32")
-
-
 class EmbeddingTeacher:
     """The embedding model as a teacher: `scale` x the cosine similarity of a pair's stored, normalised vectors (the
     scores it ranked the candidates by), so the reranker first learns the first stage's own order. `queries` and

@@ -27,7 +27,6 @@ import warnings
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from reranker.errors import PipelineError
 
@@ -41,14 +40,6 @@ def _rows(array, start: int, stop: int) -> torch.Tensor:
     with warnings.catch_warnings():  # a read-only memmap: torch warns that it could write to it, which we never do
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(rows)
-
-
-def _pad(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    missing = k - scores.shape[1]
-    if missing > 0:
-        scores = np.concatenate([scores, np.full((len(scores), missing), -np.inf, np.float32)], axis=1)
-        indices = np.concatenate([indices, np.full((len(indices), missing), -1, np.int64)], axis=1)
-    return scores, indices
 
 
 def _exact(queries: torch.Tensor, corpus, k: int, corpus_batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +111,7 @@ def _order(scores: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def top_k(query_embeddings, corpus_embeddings, k: int, batch_size: int, use_faiss: bool = False,
-          corpus_batch_size: int | None = None, show_progress_bar: bool = False,
-          desc: str = "Nearest neighbours", index=None) -> tuple[np.ndarray, np.ndarray]:
+          corpus_batch_size: int | None = None, index=None) -> tuple[np.ndarray, np.ndarray]:
     """The k corpus rows of highest inner product with each query row: (scores, indices), each (n_queries, k).
 
     query_embeddings/corpus_embeddings: 2-D float32 arrays or memmaps (read batch_size query rows at a time).
@@ -145,20 +135,17 @@ def top_k(query_embeddings, corpus_embeddings, k: int, batch_size: int, use_fais
     if use_faiss:
         faiss = _import_faiss()
         corpus = np.ascontiguousarray(corpus_embeddings, dtype=np.float32)  # a float32 memmap stays a view
-    with tqdm(total=n_queries, desc=desc, unit="query", disable=None if show_progress_bar else True) as progress:
-        for start in range(0, n_queries, batch_size):
-            queries = _rows(query_embeddings, start, start + batch_size)
-            if use_faiss and index is not None:
-                scores, indices = index.search(queries.numpy(), min(k, n_corpus))
-            elif use_faiss:
-                scores, indices = faiss.knn(queries.numpy(), corpus, min(k, n_corpus),
-                                            metric=faiss.METRIC_INNER_PRODUCT)
-            else:
-                scores, indices = _exact(queries, corpus_embeddings, k, corpus_batch_size or n_corpus)
-            scores, indices = _pad(scores, indices.astype(np.int64, copy=False), k)
-            scores[indices < 0] = -np.inf
-            scores, indices = _order(scores, indices)
-            scores_out[start:start + len(queries)] = scores
-            indices_out[start:start + len(queries)] = indices
-            progress.update(len(queries))
+    for start in range(0, n_queries, batch_size):
+        queries = _rows(query_embeddings, start, start + batch_size)
+        if use_faiss and index is not None:
+            scores, indices = index.search(queries.numpy(), min(k, n_corpus))
+        elif use_faiss:
+            scores, indices = faiss.knn(queries.numpy(), corpus, min(k, n_corpus), metric=faiss.METRIC_INNER_PRODUCT)
+        else:
+            scores, indices = _exact(queries, corpus_embeddings, k, corpus_batch_size or n_corpus)
+        scores[indices < 0] = -np.inf
+        scores, indices = _order(scores, indices.astype(np.int64, copy=False))
+        # fewer than k documents: the rest of the row keeps its padding (-inf, -1)
+        scores_out[start:start + len(queries), :scores.shape[1]] = scores
+        indices_out[start:start + len(queries), :indices.shape[1]] = indices
     return scores_out, indices_out

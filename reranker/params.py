@@ -28,26 +28,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class SourceParams(Section):  # one more training data set, read as download.source is and trained on with it
-    source: str
-    config: str | None = None
-    split: str = "train"
-    revision: str | None = None
-    limit: PositiveInt | None = None
-    # Each relevant (query, document) of the rows becomes a pair whose negatives are mined: a labelled pair or a
-    # list's document relevant by the one relevance rule (reranker/relevance.py)
-    shape: Literal["pairs", "labelled_pairs", "listwise"] = "pairs"
-    columns: dict[str, str]
-
-
-class DownloadParams(Section):
+class SourceParams(Section):  # one more training data set (download.more_sources), read as download.source is
     source: str  # a hub data set id, or a local file or folder (Parquet, JSON lines, CSV)
     config: str | None = None
     split: str = "train"
     revision: str | None = None
-    limit: PositiveInt | None = None  # rows read from the source, before the dev hold-out
-    shape: Literal["pairs", "labelled_pairs", "scored_pairs", "listwise"] = "pairs"
+    limit: PositiveInt | None = None  # rows read from the source (download's: before the dev hold-out)
+    # Each relevant (query, document) of one more source's rows becomes a pair whose negatives are mined: a labelled
+    # pair or a list's document relevant by the one relevance rule (reranker/relevance.py)
+    shape: Literal["pairs", "labelled_pairs", "listwise"] = "pairs"
     columns: dict[str, str]  # recipe column -> source column (a.b reads field b of a nested column a)
+
+
+class DownloadParams(SourceParams):  # the recipe's data: a source's fields, and what becomes of its rows
+    shape: Literal["pairs", "labelled_pairs", "scored_pairs", "listwise"] = "pairs"
     dev_queries: PositiveInt
     seed: int
     # A training query that is also an evaluation query (a collection's, NanoBEIR's or a dev query, compared as

@@ -117,8 +117,7 @@ def find_field(schema, column: str):
         return schema.field(column)
     head, _, rest = column.partition(".")
     if rest and head in schema.names and pa.types.is_struct(schema.field(head).type):
-        struct = schema.field(head).type
-        return find_field(pa.schema([struct.field(i) for i in range(struct.num_fields)]), rest)
+        return find_field(pa.schema(list(schema.field(head).type)), rest)  # the struct's fields
     return None
 
 
@@ -140,8 +139,3 @@ def value_kind(data_type, pa) -> str:
         inner = value_kind(data_type.value_type, pa)
         return f"list of {inner}" if inner in ("text", "number") else "other"
     return "other"
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -31,13 +31,14 @@ def main() -> None:
 
     # 1. Load the source and map its columns to the recipe's; more sources join it as (query, relevant document)
     # pairs, mined like it, one pool of queries from here on
-    table = to_recipe_columns(load_source(download), download.shape, download.columns, download.source)
-    sources = {download.source: table.num_rows}
+    tables = [to_recipe_columns(load_source(download), download.shape, download.columns, download.source)]
+    sources = {download.source: tables[0].num_rows}
     for number, more in enumerate(download.more_sources):
-        rows = relevant_pairs(to_recipe_columns(load_source(more, f"download.more_sources[{number}]"), more.shape,
-                                                more.columns, more.source), more.shape)
-        sources[more.source] = rows.num_rows
-        table = first_rows(pa.concat_tables([table, rows]), ["query", "document"])
+        tables.append(relevant_pairs(to_recipe_columns(load_source(more, f"download.more_sources[{number}]"),
+                                                       more.shape, more.columns, more.source), more.shape))
+        sources[more.source] = tables[-1].num_rows
+    # A pair in several sources is trained on once, where it first comes
+    table = first_rows(pa.concat_tables(tables), ["query", "document"]) if len(tables) > 1 else tables[0]
     source_rows = table.num_rows
 
     # 2. No evaluation query may be trained on: compared here, seconds into the run, because this stage reads the

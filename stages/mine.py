@@ -24,7 +24,6 @@ from reranker.mining import (
     RENAME,
     EmbeddingTeacher,
     LexicalScores,
-    cross_encoder_scores,
     dev_pairs,
     dev_samples,
     embedded_texts,
@@ -84,7 +83,8 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         activation_fn = activation(teacher.activation_fn)
 
         def raw_scores(pairs):
-            return cross_encoder_scores(model, pairs, teacher.batch_size, activation_fn)
+            return model.predict(pairs, batch_size=teacher.batch_size, activation_fn=activation_fn,
+                                 show_progress_bar=False)
     elif learns or audit_section is not None:  # the embedding model's cosine, from the stored vectors
         raw_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
                                       (train_corpus, train_corpus_vectors), 1.0).scores

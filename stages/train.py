@@ -31,7 +31,6 @@ from reranker.errors import entrypoint
 from reranker.evaluation.evaluators import build_evaluators
 from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.launch import relaunch_under_torchrun
-from reranker.losses import loss_config
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
 from reranker.run_length import check_training_steps
@@ -152,7 +151,9 @@ def main() -> None:
         "best_global_step": state.best_global_step,
         "best_metric": state.best_metric,
         "metric_for_best_model": args.metric_for_best_model,
-        "loss": {"name": train.loss, "config": loss_config(loss, train.loss_args)},
+        # CrossEntropyLoss has no get_config_dict (sentence-transformers 6.2): its params are its config
+        "loss": {"name": train.loss, "config": loss.get_config_dict() if hasattr(loss, "get_config_dict")
+                 else train.loss_args},
         "non_default_args": {key: value for key, value in all_args.items() if value != defaults.get(key) and key not in
                              ("output_dir", "logging_dir", "report_to", "local_rank")},
         "all_args": {key: value for key, value in all_args.items() if key not in ("output_dir", "logging_dir")},

@@ -51,19 +51,18 @@ def dataset_stats(frame: pd.DataFrame) -> dict:
     1000 rows."""
     head = frame.head(1000)
     stats = {}
-    for column in head.columns:
-        if isinstance(plain(head[column].iloc[0]), list):
-            stats[column] = ("list", spread(head[column].map(len), "elements"))
-        elif not pd.api.types.is_numeric_dtype(head[column]):
-            stats[column] = ("string", spread(head[column].map(len), "characters"))
+    for column, values in head.items():
+        if isinstance(plain(values.iloc[0]), list):
+            stats[column] = ("list", spread(values.map(len), "elements"))
+        elif not pd.api.types.is_numeric_dtype(values):
+            stats[column] = ("string", spread(values.map(len), "characters"))
         else:
-            shares = head[column].value_counts(normalize=True).sort_index()
+            shares = values.value_counts(normalize=True).sort_index()
             if len(shares) <= 10:
                 detail = "<br>".join(f"{value:g}: ~{share:.2%}" for value, share in shares.items())
             else:
-                values = head[column]
                 detail = f"min: {values.min():.4f}<br>mean: {values.mean():.4f}<br>max: {values.max():.4f}"
-            stats[column] = (str(head[column].dtype), detail)
+            stats[column] = (str(values.dtype), detail)
     return stats
 
 

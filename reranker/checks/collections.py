@@ -129,10 +129,6 @@ def check_bm25_config(name: str, dataset_id: str) -> None:
     if splits is None:
         raise PipelineError(f"collection {name!r}: {readme} declares no 'bm25' config, whose candidates "
                             "CrossEncoderNanoBEIREvaluator reranks; add it (query-id, corpus-ids)")
-    if f"Nano{human(name)}" not in splits:
-        raise PipelineError(f"collection {name!r}: the bm25 config of {readme} has no split Nano{human(name)} (it "
-                            f"has {', '.join(splits)}); add it")
-
-
-def human(name: str) -> str:
-    return NANOBEIR_SPLITS[name.lower()][len("Nano"):]
+    if (split := NANOBEIR_SPLITS[name.lower()]) not in splits:
+        raise PipelineError(f"collection {name!r}: the bm25 config of {readme} has no split {split} (it has "
+                            f"{', '.join(splits)}); add it")

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from reranker.checks.models import hub_cache, hub_unreachable
-from reranker.errors import PipelineError
-from reranker.sources import check_column_mapping, check_schema, first_line, local_files, where
+from reranker.errors import PipelineError, first_line
+from reranker.sources import check_column_mapping, check_schema, local_files, where
 
 HEAD_BYTES = 1 << 20  # what the check reads of a JSON lines or CSV file: its first line, at most this
 
@@ -21,24 +21,23 @@ HEAD_BYTES = 1 << 20  # what the check reads of a JSON lines or CSV file: its fi
 def check_sources(download) -> int | None:
     """`download.source` and each of `download.more_sources`, checked by `check_source`; the most rows the stage can
     read when the params or the Parquet footers say, else None."""
-    rows = check_source(download)
+    rows = check_source(download, dev_queries=None if download.more_sources else download.dev_queries)
     for number, more in enumerate(download.more_sources):
         more_rows = check_source(more, f"download.more_sources[{number}]")
         rows = None if rows is None or more_rows is None else rows + more_rows
     return rows
 
 
-def check_source(download, key: str = "download") -> int | None:
+def check_source(download, key: str = "download", dev_queries: int | None = None) -> int | None:
     """The cheap checks of `download` (the params' section, or one of its more_sources, named `key` in messages): the
     column mapping, the local files and what each one's footer, first line or header says of its columns and rows; a
     hub id only for being there (cache or network). Returns the most rows the stage can read when the params or a
-    Parquet footer say, else None. download.dev_queries is held against the rows only where download.source is the
-    one source."""
+    Parquet footer say, else None. `dev_queries` (download.dev_queries, given where download.source is the one
+    source) is held against the rows."""
     check_column_mapping(download.shape, download.columns, key)
     found = local_files(download.source, key)
-    dev_queries = getattr(download, "dev_queries", None) if not getattr(download, "more_sources", None) else None
     if download.limit is not None and dev_queries is not None and dev_queries >= download.limit:
-        raise PipelineError(f"download.dev_queries is {download.dev_queries} but download.limit reads only "
+        raise PipelineError(f"download.dev_queries is {dev_queries} but download.limit reads only "
                             f"{download.limit} rows, so at most {download.limit} queries; lower dev_queries below "
                             "the number of queries (and leave some for training), or raise the limit")
     if found is None:
@@ -61,11 +60,12 @@ def check_source(download, key: str = "download") -> int | None:
         if rows == 0:
             raise PipelineError(f"data set '{download.source}' has no rows; point {key}.source at non-empty data")
         if dev_queries is not None and dev_queries >= min(rows, download.limit or rows):
-            raise PipelineError(f"download.dev_queries is {download.dev_queries} but '{download.source}' has only "
+            raise PipelineError(f"download.dev_queries is {dev_queries} but '{download.source}' has only "
                                 f"{rows} rows, so fewer queries; lower download.dev_queries")
         return min(rows, download.limit or rows)
     for file in files:
-        head = read_head(file)
+        with open(file, "rb") as handle:
+            head = handle.read(HEAD_BYTES).removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
         if not head.strip():
             if len(files) == 1:
                 raise PipelineError(f"data set '{download.source}' is empty; point {key}.source at non-empty data")
@@ -88,12 +88,6 @@ def check_hub_dataset(key: str, repo_id: str) -> None:
     if not cached and (reason := hub_unreachable()):
         raise PipelineError(f"{key} '{repo_id}' is not a local path and is not in the Hugging Face cache, and "
                             f"{reason}; give a local file or folder, or fetch it where the hub can be reached")
-
-
-def read_head(file: Path) -> str:
-    with open(file, "rb") as handle:
-        data = handle.read(HEAD_BYTES)
-    return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
 
 
 def head_columns(head: str, data_format: str, name: str) -> dict | None:

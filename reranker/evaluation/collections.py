@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from reranker.errors import PipelineError
+from reranker.errors import PipelineError, first_line
 from reranker.paths import outside_path
 
 # The short names that sentence-transformers' CrossEncoderNanoBEIREvaluator accepts and the split each one names
@@ -51,6 +51,8 @@ NANOBEIR_SPLITS = {
     "touche2020": "NanoTouche2020",
 }
 NANOBEIR_CONFIGS = ("corpus", "queries", "qrels")
+# What a reader returns: the corpus (None when not read), the queries, the judgments and where they came from
+Read = tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]
 
 
 @dataclass
@@ -72,22 +74,16 @@ class Collection:
 
 @dataclass
 class JudgedQueries:
-    """A collection's evaluated queries and their judgments, as in its `Collection`, without the corpus.
-
-    Args:
-        name: The name it is reported under.
-        queries: Query id -> text, only the queries with at least one judgment with score > 0.
-        qrels: Query id -> {document id: relevance grade}, for the queries in ``queries``.
-    """
+    """A collection's evaluated queries and their judgments, as in its `Collection` (same fields), without the
+    corpus."""
 
     name: str
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
 
 
-def load_collection(
-    name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
-) -> Collection:
+def load_collection(name: str, source: str, split: str = "test", qrels_source: str | None = None,
+                    revision: str | None = None) -> Collection:
     """Load a collection and check it: every qrels id must be in the corpus or the queries, and at least one query
     must have a relevant document. Queries without a judgment with score > 0 are left out.
 
@@ -100,9 +96,6 @@ def load_collection(
         qrels_source: For a BEIR collection on the hub, the hub dataset that holds its qrels (``"BeIR/scifact-qrels"``,
             ``"BeIR/scifact-qrels@<commit>"`` to pin it). None for the other sources.
         revision: The commit, branch or tag of a hub ``source``; None for the latest, and for local folders.
-
-    Returns:
-        The collection.
 
     Example::
 
@@ -117,9 +110,8 @@ def load_collection(
                       queries=judged.queries, qrels=judged.qrels)
 
 
-def load_queries(
-    name: str, source: str, split: str = "test", qrels_source: str | None = None, revision: str | None = None
-) -> JudgedQueries:
+def load_queries(name: str, source: str, split: str = "test", qrels_source: str | None = None,
+                 revision: str | None = None) -> JudgedQueries:
     """The queries that :func:`load_collection` evaluates and their judgments, read and checked as it reads and
     checks them but without the corpus: same arguments, and the same errors but for the corpus's (the judgments'
     documents are not looked up in it, and a NanoBEIR collection is looked up in the queries config's splits).
@@ -133,21 +125,18 @@ def load_queries(
     return _judged(name, qrels_where, None, queries, judgments)
 
 
-def _read(
-    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
-) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
-    """Corpus (None without ``with_corpus``), queries and judgments of any layout, and where the judgments came
-    from: the one reader of every layout, for load_collection and load_queries."""
+def _read(name: str, source: str, split: str, qrels_source: str | None, revision: str | None,
+          with_corpus: bool) -> Read:
+    """The one reader of every layout, for load_collection and load_queries."""
     layout, path = locate(name, source)
-    if layout == "beir":
+    if layout != "hub":
         no_hub_options(name, source, qrels_source, revision)
+    if layout == "beir":
         qrels_path = qrels_file(name, source, path, split)
         corpus = _read_jsonl(name, source, path, "corpus.jsonl") if with_corpus else None
         queries = _read_jsonl(name, source, path, "queries.jsonl")
         qrels_where = os.path.join(source, "qrels", f"{split}.tsv")
         return corpus, queries, _read_qrels_tsv(name, qrels_where, qrels_path), qrels_where
-    if layout == "nanobeir":
-        no_hub_options(name, source, qrels_source, revision)
     # A local NanoBEIR folder goes through load_dataset exactly as a hub id does, so that the hub code runs here
     return _load_with_datasets(name, path, split, qrels_source, revision, with_corpus)
 
@@ -161,8 +150,7 @@ def locate(name: str, source: str) -> tuple[str, str]:
         if os.path.isfile(os.path.join(path, "README.md")) and readme_configs(name, source, path, required=False):
             return "nanobeir", path
         if os.path.exists(os.path.join(path, "queries.jsonl")) or os.path.isdir(os.path.join(path, "qrels")):
-            raise PipelineError(f"collection {name!r}: folder {source!r} has no corpus.jsonl; a BEIR folder needs "
-                                "corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+            require_file(name, source, path, "corpus.jsonl")  # a BEIR folder without its corpus
         entries = ", ".join(sorted(os.listdir(path))[:5]) or "nothing"
         raise PipelineError(f"collection {name!r}: folder {source!r} (it has {entries}) is neither a BEIR folder "
                             "(corpus.jsonl) nor a NanoBEIR one (README.md declaring configs); point source at one")
@@ -224,12 +212,10 @@ def readme_configs(name: str, source: str, path: str, required: bool = True) -> 
         raise PipelineError(f"collection {name!r}: the YAML header of {os.path.join(source, 'README.md')} does not "
                             f"parse ({str(error).splitlines()[0]}); fix it") from None
     declared = metadata.get("configs") if isinstance(metadata, dict) else None
-    configs = {}
-    for config in declared if isinstance(declared, list) else []:
-        if isinstance(config, dict) and "config_name" in config:
-            configs[str(config["config_name"])] = _split_names(config.get("data_files"))
-    missing = [config for config in NANOBEIR_CONFIGS if config not in configs]
-    if required and missing:
+    configs = {str(config["config_name"]): _split_names(config.get("data_files"))
+               for config in (declared if isinstance(declared, list) else [])
+               if isinstance(config, dict) and "config_name" in config}
+    if required and (missing := [config for config in NANOBEIR_CONFIGS if config not in configs]):
         raise PipelineError(f"collection {name!r}: {os.path.join(source, 'README.md')} declares no config "
                             f"{missing[0]!r} (it has {', '.join(configs) or 'none'}); a NanoBEIR folder needs "
                             "configs corpus, queries and qrels")
@@ -324,12 +310,10 @@ def _read_qrels_tsv(name: str, where: str, file_path: str) -> list[tuple[str, st
     return judgments
 
 
-def _load_with_datasets(
-    name: str, source: str, split: str, qrels_source: str | None, revision: str | None, with_corpus: bool
-) -> tuple[dict[str, str] | None, dict[str, str], list[tuple[str, str, int]], str]:
-    """Corpus (None without ``with_corpus``), queries and judgments of a NanoBEIR folder or hub dataset, or of a
-    BEIR hub dataset when ``qrels_source`` is given, through `datasets.load_dataset`; also where the judgments came
-    from."""
+def _load_with_datasets(name: str, source: str, split: str, qrels_source: str | None, revision: str | None,
+                        with_corpus: bool) -> Read:
+    """A NanoBEIR folder or hub dataset, or a BEIR hub dataset when ``qrels_source`` is given, read through
+    `datasets.load_dataset`."""
     if qrels_source is None:
         # NanoBEIR: corpus, queries and qrels configs, one split per collection (NanoClimateFEVER), named by the
         # first config read
@@ -358,7 +342,7 @@ def _hub_split_names(name: str, source: str, config: str, revision: str | None) 
         return get_dataset_split_names(source, config, revision=revision)
     except (OSError, ValueError, RuntimeError) as error:
         raise PipelineError(f"collection {name!r}: could not read the splits of config {config!r} of {source!r} "
-                            f"({_first_line(error)}); check the id and revision, and that the hub is reachable "
+                            f"({first_line(error)}); check the id and revision, and that the hub is reachable "
                             "or the data set is in the local cache") from None
 
 
@@ -374,7 +358,7 @@ def _load_subset(name: str, source: str, config: str | None, split: str | None, 
         what = " ".join(part for part in (f"config {config!r}" if config else "", f"split {split!r}" if split else "")
                         if part)
         raise PipelineError(f"collection {name!r}: could not load {what or 'the data'} of {source!r} "
-                            f"({_first_line(error)}); check the id, config, split and revision and that the hub is "
+                            f"({first_line(error)}); check the id, config, split and revision and that the hub is "
                             "reachable or the data set cached (a data set with a loading script needs a parquet "
                             "copy such as mteb/scifact)") from None
     if split is not None:
@@ -386,8 +370,7 @@ def _load_subset(name: str, source: str, config: str | None, split: str | None, 
 
 
 def _columns(name: str, where: str, rows, required: tuple[str, ...]) -> None:
-    missing = [column for column in required if column not in rows.column_names]
-    if missing:
+    if missing := [column for column in required if column not in rows.column_names]:
         raise PipelineError(f"collection {name!r}: {where} has no {missing[0]!r} column (it has "
                             f"{', '.join(rows.column_names)}); it needs {', '.join(required)}")
 
@@ -395,10 +378,9 @@ def _columns(name: str, where: str, rows, required: tuple[str, ...]) -> None:
 def _texts(name: str, where: str, rows) -> dict[str, str]:
     _columns(name, where, rows, ("_id", "text"))
     titles = rows["title"] if "title" in rows.column_names else [""] * len(rows)
-    texts: dict[str, str] = {}
-    for identifier, title, text in zip(rows["_id"], titles, rows["text"]):
-        # The same joining as for BEIR folders (see _id_and_text)
-        texts[str(identifier)] = f"{title or ''} {text or ''}".strip()
+    # The same joining as for BEIR folders (see _id_and_text)
+    texts = {str(identifier): f"{title or ''} {text or ''}".strip()
+             for identifier, title, text in zip(rows["_id"], titles, rows["text"])}
     if not texts:
         raise PipelineError(f"collection {name!r}: {where} is empty; use a split that has rows")
     return texts
@@ -420,21 +402,14 @@ def _judgments(name: str, where: str, rows) -> list[tuple[str, str, int]]:
     return judgments
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _trec_id(identifier: str) -> str:
     """An id as a TREC run file can hold it: a run file is whitespace-separated, so ids with spaces (NanoBEIR's
     ClimateFEVER titles) get "_", as the BEIR copies of the same collections have them."""
     return "_".join(identifier.split())
 
 
-def _judged(
-    name: str, qrels_where: str, corpus: dict[str, str] | None, queries: dict[str, str],
-    judgments: Iterable[tuple[str, str, int]],
-) -> JudgedQueries:
+def _judged(name: str, qrels_where: str, corpus: dict[str, str] | None, queries: dict[str, str],
+            judgments: Iterable[tuple[str, str, int]]) -> JudgedQueries:
     """The queries with a judgment > 0 and their qrels, checked: judgments exist, name documents of the corpus
     (unless it is None) and queries of the queries, and at least one is > 0."""
     qrels: dict[str, dict[str, int]] = {}
@@ -449,8 +424,7 @@ def _judged(
     ):
         if known is None:
             continue
-        unknown = sorted(ids - known.keys())
-        if unknown:
+        if unknown := sorted(ids - known.keys()):
             file = "corpus" if kind == "documents" else "queries"
             raise PipelineError(f"collection {name!r}: {qrels_where} names {len(unknown)} {kind} not in the {file} "
                                 f"(e.g. {unknown[0]!r}); use the qrels and {file} of the same collection")

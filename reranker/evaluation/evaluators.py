@@ -20,17 +20,6 @@ from reranker.relevance import is_relevant
 EVALUATOR_ORDER = ("reranking", "classification", "nanobeir")
 
 
-def reranking_evaluator(reranking, batch_size: int, dev: pd.DataFrame) -> CrossEncoderRerankingEvaluator:
-    """The dev reranking set (the mine stage's candidates, in retrieval order); `reranking` is
-    params.evaluate.reranking."""
-    return CrossEncoderRerankingEvaluator(
-        samples=[{"query": query, "positive": list(positives), "documents": list(documents)}
-                 for query, positives, documents in zip(dev["query"], dev["positives"], dev["documents"])],
-        name=reranking.name, at_k=reranking.at_k, always_rerank_positives=reranking.always_rerank_positives,
-        batch_size=batch_size, write_csv=False,
-    )
-
-
 def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[str, object]:
     """Kind -> evaluator, for the kinds of `evaluate` (params.evaluate) that are configured and named: dev
     reranking (the mined candidates), classification (the labelled dev pairs, relevant by the one relevance
@@ -39,9 +28,14 @@ def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[st
     Example: ``build_evaluators(params.evaluate, Path("data/mine"), names=params.train.evaluators)``.
     """
     evaluators = {}
-    if "reranking" in names and evaluate.reranking is not None:
-        dev = pd.read_parquet(mine_dir / "dev.parquet")
-        evaluators["reranking"] = reranking_evaluator(evaluate.reranking, evaluate.batch_size, dev)
+    if "reranking" in names and evaluate.reranking is not None:  # the mine stage's candidates, in retrieval order
+        dev, reranking = pd.read_parquet(mine_dir / "dev.parquet"), evaluate.reranking
+        evaluators["reranking"] = CrossEncoderRerankingEvaluator(
+            samples=[{"query": query, "positive": list(positives), "documents": list(documents)}
+                     for query, positives, documents in zip(dev["query"], dev["positives"], dev["documents"])],
+            name=reranking.name, at_k=reranking.at_k, always_rerank_positives=reranking.always_rerank_positives,
+            batch_size=evaluate.batch_size, write_csv=False,
+        )
     if "classification" in names and evaluate.classification is not None:
         pairs = pd.read_parquet(mine_dir / "dev_pairs.parquet")
         evaluators["classification"] = CrossEncoderClassificationEvaluator(
@@ -79,11 +73,8 @@ def run_evaluators(model, evaluate, mine_dir: Path, side: str, names=EVALUATOR_O
             if (parts := split_evaluator_key(key)) is None:
                 continue
             name, is_retrieval, metric = parts
-            if kind == "nanobeir" and name == nanobeir_mean_name(evaluate.nanobeir.rerank_k):
-                entry_kind = "nanobeir_mean"
-            else:
-                entry_kind = kind
-            entry = results.setdefault(name, {"kind": entry_kind, side: {}, "retrieval": {}})
+            is_mean = kind == "nanobeir" and name == nanobeir_mean_name(evaluate.nanobeir.rerank_k)
+            entry = results.setdefault(name, {"kind": "nanobeir_mean" if is_mean else kind, side: {}, "retrieval": {}})
             entry["retrieval" if is_retrieval else side][metric] = round(float(value), 4)
     for name, entry in results.items() if base is not None else ():
         base_model = base.get(name, {}).get("base_model", {})

@@ -63,9 +63,6 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75, s
         b: Document-length normalisation.
         show_progress_bar: Show bm25s' tokenizing and indexing bars and one over the queries, on a terminal only.
 
-    Returns:
-        The run.
-
     Example::
 
         run = bm25_run(collection, k=100)
@@ -80,10 +77,8 @@ def bm25_run(collection: Collection, k: int, k1: float = 1.2, b: float = 0.75, s
             for query_id, tokens in zip(collection.queries, progress)}
 
 
-def dense_run(
-    collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64, use_faiss: bool = False,
-    show_progress_bar: bool = False,
-) -> Run:
+def dense_run(collection: Collection, model: SentenceTransformer, k: int, batch_size: int = 64,
+              use_faiss: bool = False, show_progress_bar: bool = False) -> Run:
     """The top ``k`` documents of each query by the dot product of normalized embeddings (cosine similarity),
     found exactly: with sentence-transformers' chunked ``util.semantic_search``, or with a FAISS ``IndexFlatIP``.
 
@@ -94,9 +89,6 @@ def dense_run(
         batch_size: How many texts to encode at once.
         use_faiss: Search with FAISS (``pip install faiss-cpu``) instead of PyTorch; the results are the same.
         show_progress_bar: Show the model's encoding bars, on a terminal only.
-
-    Returns:
-        The run.
 
     Example::
 
@@ -136,9 +128,6 @@ def read_trec_run(path: str, collection: Collection, k: int) -> Run:
         path: The run file.
         collection: The collection the run was made for; every id in the file must be in it.
         k: How many documents to keep per query.
-
-    Returns:
-        The run.
 
     Example::
 

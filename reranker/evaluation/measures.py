@@ -44,9 +44,8 @@ def measure_names(at_k: int = 10) -> list[str]:
     return list(reranking_metrics(at_k))
 
 
-def per_query(
-    qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]], at_k: int = 10
-) -> dict[str, dict[str, float]]:
+def per_query(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
+              at_k: int = 10) -> dict[str, dict[str, float]]:
     """Compute nDCG@k, MRR@k and MAP for every judged query of a ranking.
 
     Every query of ``qrels`` gets a value: a query the run has no documents for (the first stage found nothing for
@@ -74,16 +73,11 @@ def per_query(
             per_query(qrels, run)["mrr@10"]
             # => {'q1': 0.5, 'q2': 0.0}
     """
-    names = measure_names(at_k)
-    by_measure = {
-        ir_measures.parse_measure(IR_MEASURES[template].format(at_k=at_k)): name
-        for name, template in zip(names, RERANKING_METRICS)
-    }
+    by_measure = {ir_measures.parse_measure(IR_MEASURES[template].format(at_k=at_k)): name
+                  for name, template in zip(measure_names(at_k), RERANKING_METRICS)}
     # pytrec_eval wants str ids and int relevance; numpy scalars and int ids would be rejected
-    qrels = {
-        str(query): {str(doc): _grade(relevance, query, doc) for doc, relevance in docs.items()}
-        for query, docs in qrels.items()
-    }
+    qrels = {str(query): {str(doc): _grade(relevance, query, doc) for doc, relevance in docs.items()}
+             for query, docs in qrels.items()}
     return _calc(by_measure, qrels, run)
 
 
@@ -119,11 +113,9 @@ def _calc(measures: dict, qrels: dict[str, dict[str, int]], run: Mapping[str, Ma
 def _grade(relevance: float, query: str, doc: str) -> int:
     # int() would silently turn a grade of 0.7 into 0, not relevant: only whole grades are accepted
     if float(relevance) != int(relevance):
-        raise PipelineError(
-            f"qrels grade {relevance} of query '{query}', document '{doc}' is not a whole number; measures count a "
-            "document relevant from grade 1, so map labels or scores to whole grades first (0 not relevant, "
-            "1 relevant)"
-        )
+        raise PipelineError(f"qrels grade {relevance} of query '{query}', document '{doc}' is not a whole number; "
+                            "measures count a document relevant from grade 1, so map labels or scores to whole grades "
+                            "first (0 not relevant, 1 relevant)")
     return int(relevance)
 
 
@@ -171,10 +163,8 @@ def write_per_query(path: str | os.PathLike, runs: Mapping[str, Mapping[str, Map
     queries = sorted(next(iter(first.values()), {}))
     for run_name in run_names:
         if list(runs[run_name]) != measures or any(set(values) != set(queries) for values in runs[run_name].values()):
-            raise PipelineError(
-                f"run '{run_name}' for {path} has other measures or queries than run '{run_names[0]}'; compute "
-                "every run with per_query on the same qrels and at_k"
-            )
+            raise PipelineError(f"run '{run_name}' for {path} has other measures or queries than run "
+                                f"'{run_names[0]}'; compute every run with per_query on the same qrels and at_k")
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as file:
         writer = csv.writer(file)
@@ -204,10 +194,9 @@ def read_per_query(text: str, source: str = "per-query CSV") -> dict[str, dict[s
     rows = csv.reader(io.StringIO(text))
     header = next(rows, [])
     if header[:2] != ["query_id", "run"] or len(header) < 3:
-        raise PipelineError(
-            f"{source} does not start with the header query_id,run,<measures...> (got {','.join(header[:4])!r}); "
-            "it was not written by reranker.evaluation.measures.write_per_query"
-        )
+        raise PipelineError(f"{source} does not start with the header query_id,run,<measures...> (got "
+                            f"{','.join(header[:4])!r}); it was not written by "
+                            "reranker.evaluation.measures.write_per_query")
     measures = header[2:]
     runs: dict[str, dict[str, dict[str, float]]] = {}
     for line_number, row in enumerate(rows, start=2):

@@ -37,9 +37,8 @@ def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, di
 
 
 def score_candidates(model, candidates: pd.DataFrame, batch_size: int, show_progress_bar: bool = False) -> np.ndarray:
-    """One score per candidate row. Each (query, document) of a set is distinct, so each pair is scored once;
-    the model batches them by length. A score per class (num_labels > 1) ranks by the last class.
-    `show_progress_bar` shows the model's bar over the batches, on a terminal only."""
+    """One score per candidate row, each (query, document) of a set being distinct; a score per class
+    (num_labels > 1) ranks by the last class. `show_progress_bar` shows the model's bar, on a terminal only."""
     pairs = list(zip(candidates["query"], candidates["document"]))
     # the library draws its bar whenever asked (tqdm's disable=False): ask only on a terminal
     progress = show_progress_bar and sys.stderr.isatty()
@@ -143,12 +142,10 @@ def sorted_gains(ours: dict[str, float], theirs: dict[str, float]) -> pd.DataFra
 
 def headline(results: dict, alpha: float = 0.05) -> dict:
     """The few numbers of the trained model's metrics that `dvc exp show` shows (the full `results` stay in their
-    own file, for the card and the tests): per reranking set, its primary measure (ndcg@k), its gain over the first
-    stage (`vs_first_stage`), whether that gain is `significant` (its interval excludes 0 and its p-value is under
-    `alpha`, the card's rule), the p-value, and its gain over the embedding model (and the teacher), and with
-    evaluate.fusion the fused ranking's primary measure and gain over the first stage (`fused`); per other
-    evaluator (classification, the NanoBEIR mean), its primary metric and its gain over the base model
-    (`vs_base_model`). Each NanoBEIR dataset's own entry is left out.
+    own file): per reranking set its ndcg@k, its gain over the first stage, whether that gain is `significant` (the
+    card's rule, at `alpha`) and its p-value, its gains over the embedding model and the teacher, and the fused
+    ranking's (`fused`); per other evaluator, its primary metric and its gain over the base model. Each NanoBEIR
+    dataset's own entry is left out.
 
     Example: ``headline(results, alpha=0.05)["dev"]`` is
     ``{"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.003}``.

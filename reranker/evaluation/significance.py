@@ -22,18 +22,8 @@ def _round(value: float, decimals: int = 4) -> float:
     return round(float(value), decimals) + 0.0  # + 0.0 turns a rounded -0.0 into 0.0
 
 
-def _round_significant(value: float, digits: int = 4) -> float:
-    return float(f"{value:.{digits}g}")
-
-
-def compare_paired(
-    treatment: Mapping[str, float],
-    control: Mapping[str, float],
-    *,
-    confidence: float = 0.95,
-    resamples: int = 10_000,
-    seed: int = 0,
-) -> dict[str, float | str]:
+def compare_paired(treatment: Mapping[str, float], control: Mapping[str, float], *, confidence: float = 0.95,
+                   resamples: int = 10_000, seed: int = 0) -> dict[str, float | str]:
     """Test whether a treatment's per-query values differ from a control's on the same queries.
 
     The p-value is two-sided, from a paired randomization test: under the null hypothesis each query's difference is
@@ -65,11 +55,9 @@ def compare_paired(
     """
     if set(treatment) != set(control):
         only_treatment, only_control = sorted(set(treatment) - set(control)), sorted(set(control) - set(treatment))
-        raise PipelineError(
-            f"paired comparison needs the same queries: {len(only_treatment)} only in the treatment "
-            f"({', '.join(only_treatment[:3])}), {len(only_control)} only in the control "
-            f"({', '.join(only_control[:3])})"
-        )
+        raise PipelineError(f"paired comparison needs the same queries: {len(only_treatment)} only in the treatment "
+                            f"({', '.join(only_treatment[:3])}), {len(only_control)} only in the control "
+                            f"({', '.join(only_control[:3])})")
     if len(treatment) < 2:
         raise PipelineError(f"paired comparison needs at least 2 queries, got {len(treatment)}")
     if not 0 < confidence < 1 or resamples < 1:
@@ -95,31 +83,17 @@ def compare_paired(
     from scipy import stats  # here: importing scipy.stats costs ~1 s, which the card stage (it needs only
     # `significant`) should not pay
 
-    interval = stats.bootstrap(
-        (differences,),
-        np.mean,
-        n_resamples=resamples,
-        batch=batch,
-        confidence_level=confidence,
-        method="percentile",
-        vectorized=True,
-        rng=rng,
-    ).confidence_interval
-    return {
-        "delta": _round(observed),
-        "ci_low": _round(interval.low),
-        "ci_high": _round(interval.high),
-        "p_value": _round_significant(p_value),
-        "test": f"paired randomization (sign-flip), {resamples} resamples; "
-        f"paired bootstrap percentile {confidence:.0%} CI",
-    }
+    interval = stats.bootstrap((differences,), np.mean, n_resamples=resamples, batch=batch,
+                               confidence_level=confidence, method="percentile", vectorized=True,
+                               rng=rng).confidence_interval
+    return {"delta": _round(observed), "ci_low": _round(interval.low), "ci_high": _round(interval.high),
+            "p_value": float(f"{p_value:.4g}"),  # 4 significant digits
+            "test": f"paired randomization (sign-flip), {resamples} resamples; "
+                    f"paired bootstrap percentile {confidence:.0%} CI"}
 
 
 def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     """Adjust a family of p-values for multiple comparisons with the Holm-Bonferroni method.
-
-    A hypothesis is rejected at level alpha when its adjusted p-value is below alpha; the family-wise error rate
-    is then at most alpha, with no assumption on how the tests depend on each other.
 
     Args:
         p_values (Mapping[str, float]): Comparison name -> unadjusted p-value.
