@@ -145,7 +145,8 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     assert "`" not in literal and ast.literal_eval(literal) == text
 
 
-TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margin: 1.0\n"  # the default recipe's
+TEACHER = ("  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margin: 1.0\n"  # the default recipe's
+           "    lexical_weight: null\n")
 
 
 @pytest.mark.parametrize("edit, message", [
