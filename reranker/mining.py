@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from reranker import embeddings
-from reranker.bm25 import BM25Index
 from reranker.errors import PipelineError
 from reranker.relevance import is_relevant
 
@@ -174,37 +173,6 @@ class EmbeddingTeacher:
         document_vectors = embeddings.read_rows(self.corpus_vectors,
                                                 [self.corpus_row[document] for _, document in pairs])
         return (self.scale * np.einsum("ij,ij->i", query_vectors, document_vectors)).astype("float32")
-
-
-class LexicalScores:
-    """BM25's score of each (query, document) pair over `corpus`, divided by the query's best score in `corpus`: 1
-    for the query's best-matching document, 0 when no term matches. The lexical evidence of a teacher that fuses
-    BM25 with the embedding model (`mine.teacher.lexical_weight`), on the scale of a cosine.
-
-    Example:
-        >>> scores = LexicalScores(["the cat sat on the mat", "a dog barked at the cat"])
-        >>> query = "why did the dog bark"
-        >>> scores([(query, "a dog barked at the cat"), (query, "the cat sat on the mat")])
-        array([1., 0.], dtype=float32)
-    """
-
-    def __init__(self, corpus: list[str]):
-        self.index = BM25Index(corpus)
-        self.corpus_row = {text: row for row, text in enumerate(corpus)}
-
-    def __call__(self, pairs: list[tuple[str, str]]) -> np.ndarray:
-        out = np.zeros(len(pairs), dtype="float32")
-        by_query: dict[str, list[int]] = {}
-        for position, (query, _) in enumerate(pairs):
-            by_query.setdefault(query, []).append(position)
-        # One query's scores of the whole corpus at a time: memory stays one corpus-length vector
-        for positions, tokens in zip(by_query.values(), self.index.query_tokens(list(by_query))):
-            scores = self.index.scores(tokens)
-            best = scores.max(initial=0.0)
-            if best > 0:
-                rows = [self.corpus_row[pairs[position][1]] for position in positions]
-                out[positions] = scores[rows] / best
-        return out
 
 
 def float_labels(frame: pd.DataFrame) -> pd.DataFrame:

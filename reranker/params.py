@@ -81,9 +81,6 @@ class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, a
     # highest-scored negative's plus this margin, so the student learns what its teacher misses. null: the teacher's
     # scores as they are. A student of its first stage alone learns its mistakes too.
     positive_margin: NonNegativeFloat | None = None
-    # embedding only: a teacher with lexical evidence, (1 - w) x the cosine + w x the pair's BM25 score over its
-    # query's best in the training corpus (reranker.mining.LexicalScores), before `scale`. null: the cosine alone
-    lexical_weight: Annotated[float, Field(gt=0, le=1)] | None = None
     batch_size: PositiveInt = 64  # cross_encoder only
     activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
 

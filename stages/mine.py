@@ -23,7 +23,6 @@ from reranker.mining import (
     OUTPUT_FORMAT,
     RENAME,
     EmbeddingTeacher,
-    LexicalScores,
     dev_pairs,
     dev_samples,
     embedded_texts,
@@ -89,7 +88,6 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
         raw_scores = EmbeddingTeacher((texts["train_queries.npy"][1], vectors["train_queries.npy"]),
                                       (train_corpus, train_corpus_vectors), 1.0).scores
     scores = PairScores(raw_scores) if raw_scores is not None else None
-    lexical = LexicalScores(train_corpus) if learns and teacher.lexical_weight is not None else None
     verdicts = read_verdicts(audit_section.verdicts) if audit_section and audit_section.verdicts else None
     suspects, audit_counts = [], {"negatives": 0, "made_positive": 0, "dropped": 0}
 
@@ -106,12 +104,7 @@ def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,
                 audit_counts[key] += changed[key]
             suspects.append(block_suspects.drop(columns=["row", "slot"]))
         if learns:
-            pairs = teacher_pairs(block)
-            teacher_scores = scores(pairs)
-            if lexical is not None:  # a teacher with lexical evidence: BM25 fused with the embedding model's cosine
-                weight = teacher.lexical_weight
-                teacher_scores = (1 - weight) * teacher_scores + weight * lexical(pairs)
-            block = with_teacher_labels(block, teacher.scale * teacher_scores, teacher.positive_margin)
+            block = with_teacher_labels(block, teacher.scale * scores(teacher_pairs(block)), teacher.positive_margin)
         if scores is not None:
             scores.clear()
         return float_labels(block)

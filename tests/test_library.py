@@ -145,8 +145,7 @@ def test_python_literal_round_trips_and_cannot_close_a_code_fence():
     assert "`" not in literal and ast.literal_eval(literal) == text
 
 
-TEACHER = ("  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margin: 1.0\n"  # the default recipe's
-           "    lexical_weight: null\n")
+TEACHER = "  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margin: 1.0\n"  # the default recipe's
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -167,10 +166,6 @@ TEACHER = ("  teacher:\n    kind: embedding\n    scale: 20.0\n    positive_margi
     ((TEACHER, "  teacher: {kind: embedding, scale: 0}\n"), "'mine.teacher.scale' input should be greater"),
     ((TEACHER, "  teacher: {kind: embedding, positive_margin: -1}\n"),
      "'mine.teacher.positive_margin' input should be greater than or equal to 0"),
-    ((TEACHER, "  teacher: {kind: embedding, lexical_weight: 1.5}\n"),
-     "'mine.teacher.lexical_weight' input should be less than or equal to 1"),
-    ((TEACHER, "  teacher: {kind: cross_encoder, model: teacher, lexical_weight: 0.3}\n"),
-     "fuses BM25 with the embedding model's cosine, but mine.teacher.kind is cross_encoder; set lexical_weight"),
     (("  loss: MarginMSELoss", "  loss: MarginMSE"),
      "not a sentence-transformers cross-encoder loss"),
     (("  - reranking", "  - classification"), "evaluate.classification is null"),

@@ -167,28 +167,3 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
             label == "embedding list")
     elif label and label.startswith("teacher"):
         assert "* Labels: the cross-encoder teacher's score" in card
-
-
-def test_a_lexical_teacher_fuses_bm25_into_the_embedding_teacher_labels(embedded, monkeypatch):
-    """mine.teacher.lexical_weight w: each label is (1 - w) x the cosine teacher's + w x the BM25 teacher's, on the
-    same mined rows (the teacher labels the negatives; it does not choose them)."""
-    monkeypatch.chdir(embedded)
-    original = (embedded / "params.yaml").read_text()
-    labels, texts = {}, {}
-    try:
-        for weight in (None, 1.0, 0.25):
-            set_params(embedded, {**IDENTITY, "train.loss": "MarginMSELoss", "train.loss_args": {},
-                                  "mine.teacher": {**EMBEDDING_TEACHER, "lexical_weight": weight}})
-            run_stage("mine", monkeypatch)
-            mined = pd.read_parquet(embedded / "data/mine/train.parquet")
-            labels[weight] = np.stack(mined.pop("label").map(np.asarray))
-            texts[weight] = mined
-    finally:
-        (embedded / "params.yaml").write_text(original)
-    cosine, lexical = labels[None], labels[1.0]
-    assert lexical.min() >= 0 and lexical.max() == pytest.approx(20.0)  # 20 x BM25 over the query's best
-    assert not np.allclose(cosine, lexical)
-    assert labels[0.25] == pytest.approx(0.75 * cosine + 0.25 * lexical, abs=1e-4)
-    # a query's positive usually shares its words: BM25 scores it first among its mined rows more often than not
-    assert (lexical[:, 0] >= lexical[:, 1:].max(axis=1)).mean() > 0.5
-    assert texts[None].equals(texts[1.0]) and texts[None].equals(texts[0.25])

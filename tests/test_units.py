@@ -18,7 +18,6 @@ from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.evaluation.score_distribution import score_distribution
 from reranker.mining import (
     EmbeddingTeacher,
-    LexicalScores,
     dev_pairs,
     dev_samples,
     float_labels,
@@ -155,24 +154,6 @@ def test_embedding_teacher_scores_are_scaled_cosines_of_the_stored_vectors():
     train = pd.DataFrame({"query": ["q1", "q2"], "positive": ["a", "c"], "negative_1": ["b", "a"]})
     labelled = with_teacher_labels(train, teacher.scores(teacher_pairs(train)))
     assert [list(label) for label in labelled["label"]] == [pytest.approx([8.0, 9.6]), pytest.approx([10.0, 0.0])]
-
-
-def test_lexical_scores_are_bm25_over_the_query_best_in_the_corpus():
-    from reranker.evaluation.collections import Collection
-    from reranker.evaluation.first_stage import bm25_run
-
-    corpus = ["volcanic calderas form when a summit collapses", "a caldera is a volcanic basin",
-              "the river delta floods each spring", "deltas form where rivers meet the sea"]
-    queries = {"q1": "how does a volcanic caldera form", "q2": "what floods each spring", "q3": "the a of"}
-    collection = Collection("tiny", dict(zip("abcd", corpus)), queries, {})
-    run = bm25_run(collection, k=4)  # BM25's raw scores, as the first stage ranks
-    pairs = [(queries[q], corpus["abcd".index(d)]) for q in ("q1", "q2", "q3") for d in "abcd"]
-    scores = LexicalScores(corpus)(pairs).reshape(3, 4)
-    for row, query_id in enumerate(("q1", "q2")):
-        best = max(run[query_id].values())
-        assert scores[row] == pytest.approx([run[query_id].get(d, 0.0) / best for d in "abcd"])
-        assert scores[row].max() == 1.0 and scores[row].min() == 0.0
-    assert not scores[2].any()  # a query of stopwords matches nothing: 0, not a division by zero
 
 
 def test_positive_margin_lifts_positives_the_teacher_ranks_too_low_in_every_form():

@@ -104,10 +104,6 @@ def check_recipe(params: Params) -> None:
         raise PipelineError(f"mine.teacher.kind embedding scores with embed.model's stored embeddings, but "
                             f"mine.teacher.model names '{teacher.model}'; set mine.teacher.model to null, or kind "
                             "to cross_encoder")
-    if teacher is not None and teacher.kind == "cross_encoder" and teacher.lexical_weight is not None:
-        raise PipelineError(f"mine.teacher.lexical_weight {teacher.lexical_weight} fuses BM25 with the embedding "
-                            "model's cosine, but mine.teacher.kind is cross_encoder; set lexical_weight to null, or "
-                            "kind to embedding")
     if train.loss == "CrossEntropyLoss" and train.num_labels < 2:
         raise PipelineError("CrossEntropyLoss classifies into train.num_labels classes; set it to 2 or more")
     if train.num_labels > 1 and train.loss != "CrossEntropyLoss":
