@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from reranker.markdown_cells import REPORT_CELL, markdown_text
-from reranker.verdicts import text_id
+from reranker.verdicts import flagged_by, text_id
 
 RULES = ("absolute_margin", "positive_share", "teacher_threshold")
 RANK_BUCKETS = ((1, 1, "1"), (2, 3, "2-3"), (4, 10, "4-10"), (11, 30, "11-30"), (31, None, "31+"))
@@ -181,8 +181,7 @@ def summary(suspects: pd.DataFrame, negatives: int) -> dict:
     """The audit's counts for metrics/mine.json: suspects, queries affected, by first-stage rank bucket and by rule,
     out of `negatives` mined negatives audited."""
     flagged = suspects[suspects["rules"] != ""]
-    by_rule = {rule: int(flagged["rules"].str.split(",").map(lambda rules, r=rule: r in rules).sum())
-               for rule in RULES}
+    by_rule = {rule: int(flagged_by(flagged["rules"], rule).sum()) for rule in RULES}
     by_rank = {name: 0 for *_, name in RANK_BUCKETS}
     for rank in flagged["rank"]:
         by_rank[rank_bucket(int(rank))] += 1

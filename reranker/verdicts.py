@@ -120,6 +120,15 @@ def false_negative_rate(verdicts: pd.DataFrame | None, suspects: pd.DataFrame) -
             "ci_low": round(low, 4), "ci_high": round(high, 4)}
     if "rules" in suspects:  # the same share among the suspects each rule flags: which rule finds false negatives
         names = sorted({rule for rules in suspects["rules"] for rule in rules.split(",") if rule})
-        rate["by_rule"] = {name: false_negative_rate(verdicts, suspects[suspects["rules"].str.split(",").map(
-            lambda rules, name=name: name in rules)].drop(columns="rules")) for name in names}
+        rate["by_rule"] = {name: false_negative_rate(verdicts, suspects[flagged_by(suspects["rules"], name)]
+                                                     .drop(columns="rules")) for name in names}
     return rate
+
+
+def flagged_by(rules: pd.Series, rule: str) -> pd.Series:
+    """Which suspects `rule` flagged, from the suspects' `rules` column (the rules' names, comma-separated).
+
+    Example: ``flagged_by(pd.Series(["absolute_margin,positive_share", "absolute_margin"]), "positive_share")`` is
+    ``[True, False]``.
+    """
+    return rules.str.split(",").map(lambda names: rule in names)
