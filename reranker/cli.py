@@ -71,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     checking.set_defaults(handler=check)
     comparing = commands.add_parser(
         "compare", help="compare experiments query by query", description=compare.__doc__.split("\n\n")[0],
-        epilog=compare.EPILOG)
+        epilog="Revisions: `dvc exp show` lists experiments; git branches, tags and commits work too.")
     compare.add_arguments(comparing)
     comparing.set_defaults(handler=compare.run)
     verifying = commands.add_parser(

@@ -14,8 +14,8 @@ A difference is marked a gain or a loss when the CI excludes 0 and the Holm p-va
 Example:
     ::
 
-        python -m reranker.compare clean-mice loud-owls --baseline main
-        python -m reranker.compare clean-mice --format json --collection dev
+        rerank compare clean-mice loud-owls --baseline main
+        rerank compare clean-mice --format json --collection dev
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reranker.errors import PipelineError, entrypoint
+from reranker.errors import PipelineError
 from reranker.evaluation.measures import PER_QUERY_DIR, per_query_path, read_per_query
 
 # dvc and scipy.stats (reranker.evaluation.significance) are imported where they are used: together they take about
@@ -252,7 +252,7 @@ def choose_revisions(revs: Sequence[str], baseline: str | None) -> tuple[str, li
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of `rerank compare` (and `python -m reranker.compare`)."""
+    """The arguments of `rerank compare`."""
     parser.add_argument("revs", nargs="*", metavar="REV", help="experiment names, git revisions or 'workspace'")
     parser.add_argument("--baseline", metavar="REV", help="the revision to compare with (default: the first REV)")
     parser.add_argument("--collection", action="append", metavar="NAME", help="only these collections (repeatable)")
@@ -268,17 +268,3 @@ def run(args: argparse.Namespace) -> None:
     collections = list(dict.fromkeys(args.collection)) if args.collection else None
     report = compare(tables, baseline, run=args.run, collections=collections)
     print(json.dumps(report, indent=2) if args.format == "json" else to_markdown(report))
-
-
-@entrypoint
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m reranker.compare", description=__doc__.split("\n\n")[0],
-                                     epilog=EPILOG)
-    add_arguments(parser)
-    run(parser.parse_args(argv))
-
-
-EPILOG = "Revisions: `dvc exp show` lists experiments; git branches, tags and commits work too."
-
-if __name__ == "__main__":
-    main()
