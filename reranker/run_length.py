@@ -1,12 +1,17 @@
-"""How long a training run is on its data, known only once the data is mined: the train stage refuses, before any
-work, a run of no steps, a batch larger than the data, and warmup, evaluation, saving or logging that would never
-happen. `args` is the built CrossEncoderTrainingArguments."""
+"""How long a training run is on its data, known only once the data is tokenized: the steps stage refuses, before
+training, a run of no steps, a batch larger than the data, and warmup, evaluation, saving or logging that would
+never happen. `args` holds the RUN_LENGTH_FIELDS of the built CrossEncoderTrainingArguments, as the check stage
+writes them (the library resolves their defaults; the steps stage need not import it)."""
 
 from __future__ import annotations
 
 import math
 
 from reranker.errors import PipelineError
+
+RUN_LENGTH_FIELDS = ("per_device_train_batch_size", "dataloader_drop_last", "gradient_accumulation_steps", "max_steps",
+                     "num_train_epochs", "warmup_steps", "eval_strategy", "eval_steps", "save_strategy", "save_steps",
+                     "logging_strategy", "logging_steps", "load_best_model_at_end")
 
 
 def run_steps(args, train_rows: int, processes: int = 1) -> tuple[int, int]:
@@ -22,7 +27,7 @@ def run_steps(args, train_rows: int, processes: int = 1) -> tuple[int, int]:
 
 
 def check_training_steps(args, train_rows: int, processes: int = 1, path="params.yaml") -> None:
-    """Example: ``check_training_steps(training_args, pq.read_metadata(file).num_rows)``."""
+    """Example: ``check_training_steps(SimpleNamespace(**fields), pq.read_metadata(file).num_rows)``."""
     batch = args.per_device_train_batch_size
     if batch * processes > train_rows:
         raise PipelineError(f"{path}: train.args.per_device_train_batch_size {batch} × {processes} process(es) is "

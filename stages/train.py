@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
 from datasets import Dataset
 from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
@@ -33,7 +32,6 @@ from reranker.evaluation.metric_names import split_evaluator_key
 from reranker.launch import relaunch_under_torchrun
 from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
-from reranker.run_length import check_training_steps
 from reranker.trainer import build_trainer
 from reranker.wise_ft import interpolate_with_start
 
@@ -94,8 +92,6 @@ def main() -> None:
     # Each construction resets the shared distributed state: the defaults (for the card) first, then the real one
     defaults = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none", **launched).to_dict()
     args = CrossEncoderTrainingArguments(output_dir=str(paths.checkpoints), report_to="none", **launched, **train.args)
-    # Before any work: the steps this run takes on its data (a run of no steps, intervals beyond its end)
-    check_training_steps(args, pq.read_metadata(paths.tokenize_dir / "train.parquet").num_rows, train.num_processes)
     relaunch_under_torchrun(train.num_processes, "stages.train")
     main_process, processes = args.process_index == 0, args.world_size  # rank 0 alone writes outputs
 

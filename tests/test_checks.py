@@ -1,10 +1,12 @@
-"""The check stage: every check runs first and in seconds, and a change to the checks reruns no stage that does
-work. The checks keep only the rules the libraries do not enforce themselves; each is held against the library."""
+"""The check and steps stages: every check runs before the stage it protects and in seconds, and a change to the
+checks reruns no stage that does work. The checks keep only the rules the libraries do not enforce themselves; each
+is held against the library."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -18,7 +20,9 @@ from reranker.checks.params import check_params
 from reranker.errors import PipelineError
 
 VALIDATION_MODULES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "reranker/checks").glob("*.py")
-                            if path.name != "__init__.py") + ["stages/check.py"]
+                            if path.name != "__init__.py") + ["reranker/run_length.py", "stages/check.py",
+                                                               "stages/steps.py"]
+CHECKING_STAGES = {"check", "steps"}
 BASE_ARGS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["args"]
 
 # Values CrossEncoderTrainingArguments takes but cannot train with: the checks refuse them, and the library must
@@ -83,9 +87,9 @@ def test_rerank_check_prints_json_and_exits_1_on_bad_params(tmp_path):
 
 
 @pytest.mark.e2e
-def test_a_change_to_any_check_reruns_only_the_check_stage(reproduced, tmp_path):
-    """Each validation module edited in turn (a reworded message): `dvc status` names the check stage alone, and
-    `dvc repro` reruns it and nothing else."""
+def test_a_change_to_any_check_reruns_only_the_checking_stages(reproduced, tmp_path):
+    """Each validation module edited in turn (a reworded message): `dvc status` names only the check and steps
+    stages, and `dvc repro` reruns them and nothing else."""
     repo = tmp_path / "repo"
     shutil.copytree(reproduced, repo, symlinks=True)
     assert "up to date" in dvc(repo, "status").stdout
@@ -93,18 +97,18 @@ def test_a_change_to_any_check_reruns_only_the_check_stage(reproduced, tmp_path)
         path = repo / module
         text = path.read_text()
         path.write_text(text.replace("; ", "; please ", 1) + "\n# an added check's comment\n")
-        status = dvc(repo, "status", "--json").stdout
-        assert set(json.loads(status)) == {"check"}, (module, status)
+        status = set(json.loads(dvc(repo, "status", "--json").stdout))
+        assert status and status <= CHECKING_STAGES, (module, status)
         path.write_text(text)
-    (repo / VALIDATION_MODULES[0]).write_text((repo / VALIDATION_MODULES[0]).read_text() + "\n# reworded\n")
+    (repo / "reranker/run_length.py").write_text((repo / "reranker/run_length.py").read_text() + "\n# reworded\n")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     started = time.perf_counter()
     result = dvc(repo, "repro")
     assert time.perf_counter() - started < 120
-    assert "Running stage 'check'" in result.stdout and result.stdout.count("Running stage") == 1, result.stdout
+    assert set(re.findall(r"Running stage '([^']+)'", result.stdout)) == CHECKING_STAGES, result.stdout
     after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert {name: stage["outs"] for name, stage in after.items() if name != "check"} == {
-        name: stage["outs"] for name, stage in lock.items() if name != "check"}
+    assert {name: stage["outs"] for name, stage in after.items() if name not in CHECKING_STAGES} == {
+        name: stage["outs"] for name, stage in lock.items() if name not in CHECKING_STAGES}
 
 
 @pytest.mark.e2e
@@ -124,3 +128,63 @@ def test_a_bad_run_file_stops_dvc_repro_in_seconds_before_training(reproduced, t
     assert len(errors) == 1 and "line 1 has 4 fields" in errors[0], result.stdout + result.stderr
     assert "Running stage 'train'" not in result.stdout
     assert (repo / "dvc.lock").read_text() == lock
+
+
+# A run of 10 steps on 40 rows, 5 a epoch, and train.args that cannot happen on it -> what the one line says
+RUN_OF_10 = {"per_device_train_batch_size": 8, "max_steps": 10, "eval_steps": 5, "save_steps": 5, "logging_steps": 5}
+RUN_LENGTH_CASES = {
+    "per_device_train_batch_size": ({"per_device_train_batch_size": 64}, "more than the 40 training rows"),
+    "warmup_steps": ({"warmup_steps": 10}, "would never leave warmup"),
+    "eval_steps": ({"eval_steps": 20, "save_steps": 20}, "no evaluation would run"),
+    "logging_steps": ({"logging_steps": 20}, "no training loss would be logged"),
+}
+
+
+@pytest.mark.parametrize("case", RUN_LENGTH_CASES)
+def test_a_run_that_cannot_happen_on_its_data_stops_the_steps_stage(case, tmp_path, monkeypatch, capsys):
+    """The training arguments as the library resolves them (the check stage's run_length.json) against the rows of a
+    real Parquet file: one line naming the key, exit 1, no output; the defaults pass and count the steps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from reranker.checks.training import build_training_arguments
+    from reranker.run_length import RUN_LENGTH_FIELDS
+    from stages import steps
+
+    def run_steps_stage(args: dict) -> None:
+        resolved = build_training_arguments({**BASE_ARGS, **args}).to_dict()
+        fields = {"processes": 1, **{field: resolved[field] for field in RUN_LENGTH_FIELDS}}
+        (tmp_path / "run_length.json").write_text(json.dumps(fields))
+        monkeypatch.setattr(sys, "argv", ["steps", str(tmp_path / "run_length.json"), str(tmp_path / "train.parquet"),
+                                          str(tmp_path / "steps.json")])
+        steps.main()
+
+    pq.write_table(pa.table({"query": [f"q{i}" for i in range(40)]}), tmp_path / "train.parquet")
+    args, words = RUN_LENGTH_CASES[case]
+    with pytest.raises(SystemExit) as exit:
+        run_steps_stage({**RUN_OF_10, **args})
+    error = capsys.readouterr().err.strip()
+    assert exit.value.code == 1 and "\n" not in error and f"train.args.{case}" in error and words in error, error
+    assert not (tmp_path / "steps.json").exists()
+
+    run_steps_stage(RUN_OF_10)
+    assert json.loads((tmp_path / "steps.json").read_text()) == {"rows": 40, "processes": 1, "steps": 10,
+                                                                 "steps_per_epoch": 5}
+
+
+@pytest.mark.e2e
+def test_a_batch_larger_than_the_data_stops_dvc_repro_before_training(reproduced, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(reproduced, repo, symlinks=True)
+    set_params(repo, {"train.args.per_device_train_batch_size": 100_000})
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    started = time.perf_counter()
+    result = dvc(repo, "repro", check=False)
+    assert result.returncode != 0 and time.perf_counter() - started < 60
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "per_device_train_batch_size 100000" in errors[0], result.stdout + result.stderr
+    assert "Running stage 'steps'" in result.stdout and "Running stage 'train'" not in result.stdout
+    # the check stage passed these params, and its entry says so; the failed stage and all after it are unchanged
+    after = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert {name: stage for name, stage in after.items() if name != "check"} == {
+        name: stage for name, stage in lock.items() if name != "check"}

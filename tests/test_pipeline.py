@@ -17,8 +17,6 @@ from conftest import SHARED_DATA, dvc, make_repo, set_params
 
 pytestmark = pytest.mark.e2e
 
-STAGES = {"download", "embed", "mine", "tokenize", "train", "evaluate_base", "evaluate", "card"}
-
 
 def ran(result) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", result.stdout))
