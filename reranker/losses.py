@@ -14,9 +14,9 @@ from reranker.errors import PipelineError
 
 
 def build_loss(model: CrossEncoder, name: str, loss_args: dict):
-    """The loss class `name` (checked when params load) with `loss_args` converted to its annotations: numbers
-    to tensors (pos_weight), names to instances (activation_fn, weighting_scheme, lambda_weight: a class of the
-    losses module or a dotted path).
+    """The loss class `name` with `loss_args` converted to its annotations (both checked by the check stage):
+    numbers to tensors (pos_weight), names to instances (activation_fn, weighting_scheme, lambda_weight: a class of
+    the losses module or a dotted path).
 
     Example: ``build_loss(model, "LambdaLoss", {"weighting_scheme": "NDCGLoss2PPScheme"})``.
     """
@@ -24,8 +24,6 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
     parameters = inspect.signature(loss_class).parameters
     kwargs = {}
     for key, value in loss_args.items():
-        if key not in parameters or key == "model":
-            raise PipelineError(f"train.loss_args.{key} is not an argument of {name}; see its documentation")
         annotation = str(parameters[key].annotation)
         if "Tensor" in annotation and isinstance(value, (int, float)):
             value = torch.tensor(value)

@@ -73,6 +73,26 @@ def test_a_bad_run_file_fails_the_check_before_any_stage_works(tmp_path, monkeyp
     assert all(word in message for word in words), message
 
 
+@pytest.mark.parametrize("train, words", [
+    ({"loss_args": {"activaton_fn": "torch.nn.Identity"}}, ["train.loss_args.activaton_fn", "MarginMSELoss",
+                                                            "did you mean 'activation_fn'"]),
+    ({"loss_args": {"activation_fn": "Identity"}}, ["train.loss_args.activation_fn", "not a dotted class path"]),
+    ({"config_kwargs": {"attention_dropout_prob": 0.0}}, ["train.config_kwargs.attention_dropout_prob",
+                                                          "did you mean 'attention_probs_dropout_prob'"]),
+])
+def test_loss_and_config_arguments_are_checked_before_any_stage_works(train, words, tmp_path, monkeypatch):
+    """The loss's constructor and the base model's config (AutoConfig) decide which keys exist: a key the train
+    stage would fail on, or that transformers would drop without a word, stops the check stage instead."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update(train)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(PipelineError) as error:
+        check_params(tmp_path / "params.yaml")
+    message = str(error.value)
+    assert "\n" not in message and all(word in message for word in words), message
+
+
 def test_rerank_check_prints_json_and_exits_1_on_bad_params(tmp_path):
     good = run(ROOT, sys.executable, "-m", "reranker.cli", "check", "--json")
     assert json.loads(good.stdout) == {"params": "params.yaml", "ok": True, "recipe": "sample-distill-minilm-l6"}

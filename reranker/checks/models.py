@@ -5,6 +5,7 @@ teacher without a score head, or a `tokenize.max_length` beyond what the model c
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import os
@@ -72,10 +73,11 @@ def hub_snapshot(repo_id: str) -> Path | None:
 
 @functools.lru_cache(maxsize=64)
 def check_model(spec: str, key: str, role: str, trust_remote_code: bool = False, max_length: int | None = None,
-                num_labels: int | None = None) -> None:
+                num_labels: int | None = None, config_fields: tuple[str, ...] = ()) -> None:
     """`spec` (the value of params key `key`) names a model of `role` (ROLES): it resolves, its config loads with
-    AutoConfig, its tokenizer files load, its weights are whole, and it fits max_length and num_labels. A hub id
-    is checked from the local cache when it is there, and refused when it is not and the hub is offline."""
+    AutoConfig, its tokenizer files load, its weights are whole, and it fits max_length and num_labels; each of
+    config_fields (the keys of train.config_kwargs) is a field of its config. A hub id is checked from the local
+    cache when it is there, and refused when it is not and the hub is offline."""
     if not spec.strip():
         raise PipelineError(f"{key} is empty; give a local model folder, a hub id or pkg:MODULE")
     try:
@@ -120,6 +122,11 @@ def check_model(spec: str, key: str, role: str, trust_remote_code: bool = False,
     if role == "base" and head and num_labels is not None and labels != num_labels:
         raise PipelineError(f"{name} has a score head of {labels} outputs but train.num_labels is {num_labels}; "
                             f"set train.num_labels to {labels}, or start from a model without a score head")
+    for field in config_fields:
+        if field not in config:  # transformers would drop the override without a word
+            close = difflib.get_close_matches(field, config, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see the base model's config.json"
+            raise PipelineError(f"train.config_kwargs.{field} is not a field of {name}'s config; {hint}")
     if max_length is not None:
         limit = usable_positions(config)
         if limit is not None and max_length > limit:

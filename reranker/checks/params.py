@@ -38,6 +38,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
     try:
         check_training_args(params.train.args)
         check_recipe(params)
+        check_loss_args(params.train.loss, params.train.loss_args)
         check_values(params)
         rows = check_sources(params.download)
         if rows is not None and params.download.shape == "pairs" and params.mine.dev_candidates >= rows:
@@ -46,7 +47,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
         tokenize, train = params.tokenize, params.train
         check_model(params.embed.model, "embed.model", "embedding")
         check_model(train.base_model, "train.base_model", "base", train.trust_remote_code, tokenize.max_length,
-                    train.num_labels)
+                    train.num_labels, tuple(train.config_kwargs))
         if params.mine.teacher is not None and params.mine.teacher.model is not None:
             check_model(params.mine.teacher.model, "mine.teacher.model", "teacher", False, tokenize.max_length)
         check_suspects(params)
@@ -159,6 +160,25 @@ def check_best_metric(train, evaluate) -> None:
         raise PipelineError(f"train.args.metric_for_best_model '{metric}' is not logged by train.evaluators "
                             f"{train.evaluators}{' or the dev loss' if train.eval_loss else ''}; "
                             + (f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(names)}"))
+
+
+def check_loss_args(name: str, loss_args: dict) -> None:
+    """Each key is an argument of the loss class's constructor (the train stage converts the values to what it
+    asks for), and a name given for an object is one of the losses module's or a dotted class path."""
+    import inspect
+
+    from sentence_transformers.cross_encoder import losses
+
+    parameters = inspect.signature(getattr(losses, name)).parameters
+    for key, value in loss_args.items():
+        if key not in parameters or key == "model":
+            close = difflib.get_close_matches(key, [known for known in parameters if known != "model"], n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "see its documentation"
+            raise PipelineError(f"train.loss_args.{key} is not an argument of {name}; {hint}")
+        annotation = str(parameters[key].annotation)
+        if isinstance(value, str) and "str" not in annotation and "Literal" not in annotation \
+                and not hasattr(losses, value):
+            check_dotted(f"train.loss_args.{key}", value)
 
 
 def check_values(params) -> None:
