@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import inspect
 
-import numpy as np
 import torch
-from datasets import Dataset, Value
 from sentence_transformers.cross_encoder import CrossEncoder, losses
 
 from reranker.cross_encoder import import_object
-from reranker.errors import PipelineError
 
 
 def build_loss(model: CrossEncoder, name: str, loss_args: dict):
@@ -32,13 +29,3 @@ def build_loss(model: CrossEncoder, name: str, loss_args: dict):
             value = target() if inspect.isclass(target) else target
         kwargs[key] = value
     return loss_class(model, **kwargs)
-
-
-def class_ids(dataset: Dataset, num_labels: int) -> Dataset:
-    """CrossEntropyLoss reads each label as a class id (int64); every other loss reads float labels."""
-    labels = np.asarray(dataset["label"])
-    if labels.ndim != 1 or (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= num_labels:
-        raise PipelineError(f"CrossEntropyLoss needs class ids 0..{num_labels - 1} as labels, but the labels range "
-                            f"over {labels.min():g}..{labels.max():g}; use integer labels below train.num_labels, "
-                            "or a loss that reads scores (BinaryCrossEntropyLoss, MSELoss)")
-    return dataset.cast_column("label", Value("int64"))

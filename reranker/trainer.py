@@ -4,11 +4,12 @@ their trainers here, so that what they measure is what the pipeline trains."""
 
 from __future__ import annotations
 
+from datasets import Value
 from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
 from reranker.batching import LengthGroupedTrainer
 from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
-from reranker.losses import build_loss, class_ids
+from reranker.losses import build_loss
 
 
 def build_trainer(train, max_length: int, args, train_dataset, *, eval_dataset=None, evaluators=None,
@@ -31,11 +32,11 @@ def build_trainer(train, max_length: int, args, train_dataset, *, eval_dataset=N
     # 1. Model: the base model with a fresh score head (unless it has one); it takes token ids as well as text
     model = load_cross_encoder(train, max_length, TokenIdCrossEncoder, config=train.config_kwargs)
 
-    # 2. Data: CrossEntropyLoss reads class ids, not float labels
+    # 2. Data: CrossEntropyLoss reads class ids (int64; the steps stage checked their range), not float labels
     if train.loss == "CrossEntropyLoss":
-        train_dataset = class_ids(train_dataset, train.num_labels)
+        train_dataset = train_dataset.cast_column("label", Value("int64"))
         if eval_dataset is not None:
-            eval_dataset = class_ids(eval_dataset, train.num_labels)
+            eval_dataset = eval_dataset.cast_column("label", Value("int64"))
 
     # 3. Loss, named in params
     loss = build_loss(model, train.loss, train.loss_args)

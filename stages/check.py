@@ -1,8 +1,9 @@
 """Step 0, check: every check of params.yaml and of what it points at (data, models, collections, run files,
 training arguments), before any stage works. It writes `data/check/passed`, whose content never changes: every
 other stage depends on it, so DVC runs this stage first, and a change to the checks alone reruns nothing else.
-Beside it, `data/check/run_length.json`: the training arguments that decide the run's length, as the library
-resolves them, for the steps stage (it changes only with those arguments)."""
+Beside it, `data/check/training.json`: what the steps stage checks the tokenized data against (the loss, its
+classes, and the training arguments that decide the run's length, as the library resolves them); it changes only
+with those params."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from pathlib import Path
 
 from reranker.checks.params import check_params
 from reranker.checks.training import build_training_arguments
+from reranker.checks.training_data import RUN_LENGTH_FIELDS
 from reranker.errors import entrypoint
 from reranker.outputs import atomic_output, write_json
-from reranker.run_length import RUN_LENGTH_FIELDS
 
 PASSED = "params.yaml passed every check\n"
 
@@ -28,8 +29,10 @@ def main() -> None:
     with atomic_output(out_dir) as partial:
         partial.mkdir()
         (partial / "passed").write_text(PASSED)
-        write_json(partial / "run_length.json", {"processes": params.train.num_processes,
-                                                 **{field: resolved[field] for field in RUN_LENGTH_FIELDS}})
+        train = params.train
+        write_json(partial / "training.json", {
+            "loss": train.loss, "num_labels": train.num_labels, "eval_loss": train.eval_loss,
+            "processes": train.num_processes, **{field: resolved[field] for field in RUN_LENGTH_FIELDS}})
     print("check: params.yaml passed every check")
 
 

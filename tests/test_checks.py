@@ -20,8 +20,7 @@ from reranker.checks.params import check_params
 from reranker.errors import PipelineError
 
 VALIDATION_MODULES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "reranker/checks").glob("*.py")
-                            if path.name != "__init__.py") + ["reranker/run_length.py", "stages/check.py",
-                                                               "stages/steps.py"]
+                            if path.name != "__init__.py") + ["stages/check.py", "stages/steps.py"]
 CHECKING_STAGES = {"check", "steps"}
 BASE_ARGS = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["args"]
 
@@ -79,10 +78,12 @@ def test_a_bad_run_file_fails_the_check_before_any_stage_works(tmp_path, monkeyp
     ({"loss_args": {"activation_fn": "Identity"}}, ["train.loss_args.activation_fn", "not a dotted class path"]),
     ({"config_kwargs": {"attention_dropout_prob": 0.0}}, ["train.config_kwargs.attention_dropout_prob",
                                                           "did you mean 'attention_probs_dropout_prob'"]),
+    ({"activation_fn": "torch.nn.Identiti"}, ["train.activation_fn", "torch.nn has no 'Identiti'"]),
 ])
-def test_loss_and_config_arguments_are_checked_before_any_stage_works(train, words, tmp_path, monkeypatch):
-    """The loss's constructor and the base model's config (AutoConfig) decide which keys exist: a key the train
-    stage would fail on, or that transformers would drop without a word, stops the check stage instead."""
+def test_loss_and_model_arguments_are_checked_before_any_stage_works(train, words, tmp_path, monkeypatch):
+    """The loss's constructor, the base model's config (AutoConfig) and the activation's module decide which names
+    exist: one the train stage would fail on, or that transformers would drop without a word, stops the check
+    stage instead."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"].update(train)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -120,7 +121,8 @@ def test_a_change_to_any_check_reruns_only_the_checking_stages(reproduced, tmp_p
         status = set(json.loads(dvc(repo, "status", "--json").stdout))
         assert status and status <= CHECKING_STAGES, (module, status)
         path.write_text(text)
-    (repo / "reranker/run_length.py").write_text((repo / "reranker/run_length.py").read_text() + "\n# reworded\n")
+    data_checks = repo / "reranker/checks/training_data.py"
+    data_checks.write_text(data_checks.read_text() + "\n# reworded\n")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     started = time.perf_counter()
     result = dvc(repo, "repro")
@@ -160,34 +162,44 @@ RUN_LENGTH_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", RUN_LENGTH_CASES)
-def test_a_run_that_cannot_happen_on_its_data_stops_the_steps_stage(case, tmp_path, monkeypatch, capsys):
-    """The training arguments as the library resolves them (the check stage's run_length.json) against the rows of a
-    real Parquet file: one line naming the key, exit 1, no output; the defaults pass and count the steps."""
+def run_steps_stage(folder, args: dict, labels: list[float], loss: str = "BinaryCrossEntropyLoss") -> None:
+    """The steps stage on a tokenize folder of real Parquet files holding `labels`, against train.args as the
+    library resolves them (the check stage's training.json)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from reranker.checks.training import build_training_arguments
-    from reranker.run_length import RUN_LENGTH_FIELDS
+    from reranker.checks.training_data import RUN_LENGTH_FIELDS
     from stages import steps
 
-    def run_steps_stage(args: dict) -> None:
-        resolved = build_training_arguments({**BASE_ARGS, **args}).to_dict()
-        fields = {"processes": 1, **{field: resolved[field] for field in RUN_LENGTH_FIELDS}}
-        (tmp_path / "run_length.json").write_text(json.dumps(fields))
-        monkeypatch.setattr(sys, "argv", ["steps", str(tmp_path / "run_length.json"), str(tmp_path / "train.parquet"),
-                                          str(tmp_path / "steps.json")])
-        steps.main()
+    resolved = build_training_arguments({**BASE_ARGS, **args}).to_dict()
+    (folder / "training.json").write_text(json.dumps({"loss": loss, "num_labels": 3, "eval_loss": False,
+                                                      "processes": 1,
+                                                      **{field: resolved[field] for field in RUN_LENGTH_FIELDS}}))
+    (folder / "tokenize").mkdir(exist_ok=True)
+    pq.write_table(pa.table({"query_ids": [[i] for i in range(len(labels))], "label": labels}),
+                   folder / "tokenize/train.parquet")
+    sys.argv = ["steps", str(folder / "training.json"), str(folder / "tokenize"), str(folder / "steps.json")]
+    steps.main()
 
-    pq.write_table(pa.table({"query": [f"q{i}" for i in range(40)]}), tmp_path / "train.parquet")
-    args, words = RUN_LENGTH_CASES[case]
+
+@pytest.mark.parametrize("case", [*RUN_LENGTH_CASES, "class ids"])
+def test_a_run_that_cannot_happen_on_its_data_stops_the_steps_stage(case, tmp_path, monkeypatch, capsys):
+    """One line naming the key, exit 1, no output; a run that can happen counts its steps."""
+    monkeypatch.setattr(sys, "argv", sys.argv)
+    if case == "class ids":  # CrossEntropyLoss with 3 classes, and a label 3
+        args, labels, loss, words = RUN_OF_10, [0.0, 1.0, 2.0, 3.0] * 10, "CrossEntropyLoss", "labels range over 0..3"
+    else:
+        (args, words), labels, loss = RUN_LENGTH_CASES[case], [0.0, 1.0] * 20, "BinaryCrossEntropyLoss"
+        args = {**RUN_OF_10, **args}
     with pytest.raises(SystemExit) as exit:
-        run_steps_stage({**RUN_OF_10, **args})
+        run_steps_stage(tmp_path, args, labels, loss)
     error = capsys.readouterr().err.strip()
-    assert exit.value.code == 1 and "\n" not in error and f"train.args.{case}" in error and words in error, error
+    assert exit.value.code == 1 and "\n" not in error and words in error, error
+    assert case == "class ids" or f"train.args.{case}" in error, error
     assert not (tmp_path / "steps.json").exists()
 
-    run_steps_stage(RUN_OF_10)
+    run_steps_stage(tmp_path, RUN_OF_10, [0.0, 1.0, 2.0, 2.0] * 10, "CrossEntropyLoss")
     assert json.loads((tmp_path / "steps.json").read_text()) == {"rows": 40, "processes": 1, "steps": 10,
                                                                  "steps_per_epoch": 5}
 

@@ -7,6 +7,7 @@ line naming the key and the fix. Working stages import none of this: editing a c
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import json
 from pathlib import Path
@@ -19,7 +20,7 @@ from reranker.checks.export import check_export
 from reranker.checks.models import check_model
 from reranker.checks.suspects import check_suspects
 from reranker.checks.training import SEED_LIMIT, check_training_args
-from reranker.errors import PipelineError
+from reranker.errors import PipelineError, first_line
 from reranker.evaluation.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
 from reranker.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
 from reranker.params import Params, read_params
@@ -222,7 +223,7 @@ def check_values(params) -> None:
 
 
 def check_dotted(key: str, dotted: str) -> None:
-    """A dotted class path whose package is installed (checked without importing it)."""
+    """A dotted class path whose package is installed and whose module has that name (the stages import it)."""
     module, _, name = dotted.rpartition(".")
     top = module.partition(".")[0]
     if not module or not name.isidentifier() or not all(p.isidentifier() for p in module.split(".")):
@@ -233,6 +234,14 @@ def check_dotted(key: str, dotted: str) -> None:
         found = None
     if found is None:
         raise PipelineError(f"{key} '{dotted}': no installed package '{top}'; give a class such as "
+                            "torch.nn.Identity")
+    try:
+        found = hasattr(importlib.import_module(module), name)
+    except ImportError as error:
+        raise PipelineError(f"{key} '{dotted}': module {module} does not import ({first_line(error)}); give a "
+                            "class such as torch.nn.Identity") from None
+    if not found:
+        raise PipelineError(f"{key} '{dotted}': module {module} has no {name!r}; give a class such as "
                             "torch.nn.Identity")
 
 

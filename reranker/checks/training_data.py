@@ -1,11 +1,14 @@
-"""How long a training run is on its data, known only once the data is tokenized: the steps stage refuses, before
-training, a run of no steps, a batch larger than the data, and warmup, evaluation, saving or logging that would
-never happen. `args` holds the RUN_LENGTH_FIELDS of the built CrossEncoderTrainingArguments, as the check stage
-writes them (the library resolves their defaults; the steps stage need not import it)."""
+"""The training run against its data, known only once the data is tokenized: the steps stage refuses, before
+training, a run of no steps, a batch larger than the data, warmup, evaluation, saving or logging that would never
+happen, and CrossEntropyLoss labels that are not its class ids. `args` holds the RUN_LENGTH_FIELDS of the built
+CrossEncoderTrainingArguments, as the check stage writes them (the library resolves their defaults; the steps stage
+need not import it)."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from reranker.errors import PipelineError
 
@@ -53,3 +56,14 @@ def check_training_steps(args, train_rows: int, processes: int = 1, path="params
             continue  # checkpoints only serve resuming; the final model is saved anyway
         raise PipelineError(f"{path}: train.args.{key} {value} is beyond {where}: {consequence}; lower it to at "
                             f"most {total}")
+
+
+def check_class_ids(labels: np.ndarray, num_labels: int) -> None:
+    """CrossEntropyLoss reads each label as a class id: a whole number in [0, num_labels).
+
+    Example: ``check_class_ids(pq.read_table(file, columns=["label"])["label"].to_numpy(), 3)``.
+    """
+    if labels.ndim != 1 or (labels != np.round(labels)).any() or labels.min() < 0 or labels.max() >= num_labels:
+        raise PipelineError(f"CrossEntropyLoss needs class ids 0..{num_labels - 1} as labels, but the labels range "
+                            f"over {labels.min():g}..{labels.max():g}; use integer labels below train.num_labels, "
+                            "or a loss that reads scores (BinaryCrossEntropyLoss, MSELoss)")
