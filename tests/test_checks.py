@@ -152,6 +152,24 @@ def test_a_bad_run_file_stops_dvc_repro_in_seconds_before_training(reproduced, t
     assert (repo / "dvc.lock").read_text() == lock
 
 
+@pytest.mark.e2e
+def test_a_collection_that_cannot_be_read_stops_dvc_repro_before_training(reproduced, tmp_path):
+    """The check stage reads no corpus (a large one would take minutes); the retrieve stage reads it all, and is
+    declared before the training stages so that DVC runs it before them."""
+    repo = tmp_path / "repo"
+    shutil.copytree(reproduced, repo, symlinks=True)
+    shutil.copytree(repo / "sample/heldout-topics", repo / "broken-topics")
+    with (repo / "broken-topics/corpus.jsonl").open("a") as corpus:
+        corpus.write("{not json\n")
+    collection = {"name": "broken", "source": "broken-topics", "first_stage": "bm25", "k": 10}
+    set_params(repo, {"evaluate.collections": [collection], "train.args.learning_rate": 1e-4})
+    result = dvc(repo, "repro", check=False)
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: ")]
+    assert result.returncode != 0 and len(errors) == 1, result.stdout + result.stderr
+    assert "broken-topics/corpus.jsonl line" in errors[0] and "is not JSON" in errors[0], errors[0]
+    assert "Running stage 'retrieve'" in result.stdout and "Running stage 'train'" not in result.stdout
+
+
 # A run of 10 steps on 40 rows, 5 a epoch, and train.args that cannot happen on it -> what the one line says
 RUN_OF_10 = {"per_device_train_batch_size": 8, "max_steps": 10, "eval_steps": 5, "save_steps": 5, "logging_steps": 5}
 RUN_LENGTH_CASES = {
