@@ -180,8 +180,8 @@ def test_climate_fever_listwise_rows_hold_every_claim_of_climatefever_nano(tmp_p
 @requires_shared
 def test_dvc_refuses_the_climate_fever_recipe_then_runs_it_without_the_claims(tmp_path):
     overrides = {key: value for key, value in CLIMATE_FEVER.items() if key != "download.dev_queries"}
-    # the first 300 rows hold 12 of the claims
-    repo = make_repo(tmp_path / "repo", {**overrides, "download.limit": 300, "download.dev_queries": 8})
+    # the first 100 rows hold 4 of the claims
+    repo = make_repo(tmp_path / "repo", {**overrides, "download.limit": 100, "download.dev_queries": 8})
     refused = dvc(repo, "repro", check=False)
     assert refused.returncode != 0
     assert "queries of evaluation collection 'climatefever' are in the training data" in refused.stderr

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from conftest import dvc, make_repo, set_params
+from conftest import dvc, set_params
 from reranker.model_paths import resolve_model
 from reranker.wise_ft import interpolate_with_start
 
@@ -35,12 +35,11 @@ def test_the_encoder_moves_towards_the_start_and_the_head_stays():
 
 
 @pytest.mark.e2e
-def test_the_train_stage_saves_the_interpolated_model(tmp_path):
+def test_the_train_stage_saves_the_interpolated_model(reproduced, tmp_path):
     # Training is deterministic on the CPU: the same run with wise_ft_alpha saves the plain run's model interpolated
-    repo = make_repo(tmp_path / "repo")
-    dvc(repo, "repro", "train")
+    repo = tmp_path / "repo"
+    shutil.copytree(reproduced, repo, symlinks=True)
     plain = load_file(repo / "data/model/model.safetensors")
-    shutil.copytree(repo / "data/model", tmp_path / "plain")
     set_params(repo, {"train.wise_ft_alpha": 0.5})
     dvc(repo, "repro", "train")
     interpolated = load_file(repo / "data/model/model.safetensors")
