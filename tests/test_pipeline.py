@@ -13,7 +13,7 @@ import pytest
 import yaml
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from conftest import SHARED_DATA, dvc, make_repo, set_params
+from conftest import SHARED_DATA, dvc, set_params
 
 pytestmark = pytest.mark.e2e
 
@@ -220,13 +220,14 @@ def test_sampling_param_remines_without_reencoding_and_is_seeded(reproduced, tmp
     assert not first.equals(old), "random sampling should pick other negatives than top sampling"
 
 
-def test_a_new_verdict_reruns_from_mine_not_embed(tmp_path):
+def test_a_new_verdict_reruns_from_mine_not_embed(reproduced, tmp_path):
     """The verdicts folder is a dependency of check and mine, not of download or embed: a verdict on a mined
     suspect re-mines and re-tokenizes from the embeddings already computed."""
-    repo = make_repo(tmp_path / "repo", {"mine.suspects.verdicts": "verdicts/mine.tsv"})
+    repo = copy(reproduced, tmp_path)
     verdicts = repo / "verdicts/mine.tsv"
     verdicts.write_text("query\tdocument\trelevant\n")
-    assert ran(dvc(repo, "repro", "tokenize")) == {"check", "download", "embed", "mine", "tokenize"}
+    set_params(repo, {"mine.suspects.verdicts": "verdicts/mine.tsv"})
+    assert {"check", "mine"} <= ran(dvc(repo, "repro", "tokenize")) <= {"check", "mine", "tokenize"}
     suspects = pd.read_parquet(repo / "data/mine/suspects.parquet")
     assert len(suspects), "the tiny pipeline must mine suspects to review"
     train = pd.read_parquet(repo / "data/mine/train.parquet")
