@@ -7,6 +7,7 @@ real git + DVC repository whose experiments write per-query files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -280,6 +281,163 @@ def test_noise_is_rarely_significant():
 def test_compare_paired_needs_the_same_queries():
     with pytest.raises(PipelineError, match="same queries: 1 only in the treatment"):
         compare_paired({"q1": 0.5, "q2": 0.1, "q3": 0.2}, {"q1": 0.5, "q2": 0.3})
+
+
+# Exact and independent references for compare_paired: all 2^n sign flips, scipy's permutation_test and bootstrap.
+# Each test uses enough resamples that one-sided p-values, a strict `>` in the count, another confidence level or
+# another interval method fall far outside its Monte Carlo tolerance.
+
+
+def sign_flip_sums(steps) -> tuple[np.ndarray, int]:
+    """The sums of all 2^n sign flips of integer differences, and the observed sum: in integers, so that a tie is a
+    tie. The mean is the sum / n, so shares of these sums are shares of the resampled means."""
+    steps = np.asarray(steps, dtype=np.int64)
+    signs = np.array(list(itertools.product((-1, 1), repeat=steps.size)), dtype=np.int64)
+    return signs @ steps, int(steps.sum())
+
+
+def p_value_tolerance(p: float, resamples: int) -> float:
+    """How far compare_paired's (1 + count) / (1 + resamples) may be from an exact p: 4 binomial standard errors,
+    the + 1, and the rounding to 4 significant digits (at most 5e-4 of the value)."""
+    return 4 * math.sqrt(p * (1 - p) / resamples) + 1 / resamples + 5e-4 * p
+
+
+def paired_with_differences(differences, seed: int = 0) -> tuple[dict[str, float], dict[str, float]]:
+    """A treatment and a control whose per-query differences are `differences` (up to float rounding)."""
+    control = np.random.default_rng(seed).uniform(0.2, 0.7, len(differences))
+    return per_query_values(control + np.asarray(differences)), per_query_values(control)
+
+
+def test_p_value_equals_exact_enumeration_of_all_sign_flips():
+    # 10 distinct nonzero differences (in hundredths), with many subset sums equal to the observed one
+    steps = [10, -4, 7, 9, -5, 13, 2, -8, 11, 6]
+    sums, observed = sign_flip_sums(steps)
+    exact = np.mean(np.abs(sums) >= abs(observed))
+    assert exact == 128 / 1024
+    # a one-sided p (64/1024) or a strict `>` (106/1024) would be far outside the tolerance (~0.003)
+    assert np.mean(sums >= observed) == 64 / 1024 and np.mean(np.abs(sums) > abs(observed)) == 106 / 1024
+    resamples = 200_000
+    result = compare_paired(*paired_with_differences(np.array(steps) / 100), resamples=resamples)
+    assert result["delta"] == pytest.approx(observed / 100 / len(steps), abs=5e-5)
+    assert abs(result["p_value"] - exact) <= p_value_tolerance(exact, resamples)
+
+
+def test_p_value_is_two_sided_and_symmetric_in_treatment_and_control():
+    """The one-sided p is half the two-sided one here; the two-sided one is what compare_paired gives, and the same
+    p (not 1 - p / 2) with treatment and control swapped."""
+    steps = [135, 208, -225, 16, 131, 165, 95, 180, 59, 85, 48, -77, -55, 68]  # thousandths, distinct, nonzero
+    sums, observed = sign_flip_sums(steps)
+    two_sided, one_sided = np.mean(np.abs(sums) >= abs(observed)), np.mean(sums >= observed)
+    assert two_sided == 1288 / 2 ** 14 and one_sided == two_sided / 2
+    resamples = 200_000
+    treatment, control = paired_with_differences(np.array(steps) / 1000, seed=1)
+    result = compare_paired(treatment, control, resamples=resamples)
+    assert abs(result["p_value"] - two_sided) <= p_value_tolerance(two_sided, resamples)
+    assert abs(result["p_value"] - one_sided) > p_value_tolerance(one_sided, resamples)
+    reverse = compare_paired(control, treatment, resamples=resamples)
+    assert reverse["p_value"] == result["p_value"] and reverse["delta"] == -result["delta"]
+
+
+def test_p_value_counts_resampled_means_tied_with_the_observed_one():
+    """With differences of equal magnitude most of the null mass sits on |resampled mean| == |observed mean|: the
+    count is `>=`, as the exact two-sided p has it (`>` would give 158/4096). The values are reciprocal ranks of 1
+    and 1/2, so the differences (+-0.5) and their sums are exact in floats: the ties are ties however compared."""
+    steps = [1] * 9 + [-1] * 3
+    sums, observed = sign_flip_sums(steps)
+    exact, strict = np.mean(np.abs(sums) >= abs(observed)), np.mean(np.abs(sums) > abs(observed))
+    assert (exact, strict) == (598 / 4096, 158 / 4096)
+    # The first relevant document moves up from rank 2 to 1 on 9 queries, down from 1 to 2 on 3
+    control = np.where(np.array(steps) > 0, 0.5, 1.0)
+    resamples = 200_000
+    result = compare_paired(per_query_values(control + np.array(steps) * 0.5), per_query_values(control),
+                            resamples=resamples)
+    assert abs(result["p_value"] - exact) <= p_value_tolerance(exact, resamples)
+
+
+def test_p_value_agrees_with_scipy_permutation_test_on_50_queries():
+    from scipy import stats
+
+    rng = np.random.default_rng(2)
+    control = rng.uniform(0.2, 0.7, 50)
+    treatment = control + rng.normal(0.025, 0.1, 50)
+    resamples = 100_000
+    ours = compare_paired(per_query_values(treatment), per_query_values(control), resamples=resamples)["p_value"]
+    # permutation_type="samples" swaps x_i and y_i within each pair: a sign flip of the difference
+    reference = stats.permutation_test((treatment, control), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                       permutation_type="samples", vectorized=True, n_resamples=resamples,
+                                       alternative="two-sided", batch=20_000, rng=np.random.default_rng(1)).pvalue
+    assert 0.05 < reference < 0.2  # where a one-sided p (about half) is far outside the tolerance
+    # Binomial standard errors: ours p(1 - p)/R; scipy's is 2 x a one-sided p of p/2, 4 (p/2)(1 - p/2)/R; each
+    # estimate adds 1 (scipy's twice) to its count
+    p = (ours + reference) / 2
+    tolerance = 4 * math.sqrt(p * (1 - p) / resamples + p * (2 - p) / resamples) + 3 / resamples + 5e-4 * p
+    assert abs(ours - reference) <= tolerance
+
+
+def percentile_bootstrap_bands(differences, confidence: float, resamples: int,
+                               reference_resamples: int = 200_000) -> list[tuple[float, float]]:
+    """Where each bound of a percentile bootstrap interval of the mean from `resamples` samples falls, read off
+    scipy's percentile bootstrap at `confidence` (seeded, `reference_resamples` samples).
+
+    A bound is the q = (1 -+ confidence) / 2 quantile of the bootstrap distribution; an estimate of it from R samples
+    sits at probability level q +- sqrt(q (1 - q) / R) (the binomial standard error of the share of samples below
+    it). The band spans 4 standard errors of both estimates, as quantiles of scipy's bootstrap distribution, and
+    compare_paired's rounding to 4 decimals.
+    """
+    from scipy import stats
+
+    result = stats.bootstrap((differences,), np.mean, n_resamples=reference_resamples, method="percentile",
+                             confidence_level=confidence, rng=np.random.default_rng(12345))
+    bands = []
+    for q, bound in (((1 - confidence) / 2, result.confidence_interval.low),
+                     ((1 + confidence) / 2, result.confidence_interval.high)):
+        spread = 4 * math.sqrt(q * (1 - q) * (1 / resamples + 1 / reference_resamples))
+        low, high = np.quantile(result.bootstrap_distribution, [q - spread, q + spread])
+        assert low < bound < high
+        bands.append((low - 5e-5, high + 5e-5))
+    return bands
+
+
+def skewed_differences() -> np.ndarray:
+    """30 differences with a long right tail (a few queries gain much, most lose a little): the bootstrap
+    distribution of the mean is skewed, so the basic, BCa and normal intervals differ from the percentile one by
+    more than the bands of percentile_bootstrap_bands."""
+    return np.random.default_rng(0).exponential(0.1, 30) - 0.07
+
+
+def in_band(value: float, band: tuple[float, float]) -> bool:
+    return band[0] <= value <= band[1]
+
+
+def test_interval_agrees_with_scipy_percentile_bootstrap():
+    from scipy import stats
+
+    differences = skewed_differences()
+    resamples = 50_000
+    result = compare_paired(*paired_with_differences(differences), resamples=resamples)
+    low_band, high_band = percentile_bootstrap_bands(differences, 0.95, resamples)
+    assert in_band(result["ci_low"], low_band) and in_band(result["ci_high"], high_band)
+    # the data tell the methods apart: scipy's basic interval (the percentile one mirrored about the mean) is not
+    basic = stats.bootstrap((differences,), np.mean, n_resamples=resamples, method="basic",
+                            rng=np.random.default_rng(1)).confidence_interval
+    assert not in_band(basic.low, low_band) and not in_band(basic.high, high_band)
+
+
+def test_interval_follows_the_confidence_level():
+    """At 0.90 the interval is strictly inside the 0.95 one; each agrees with scipy's at its own level and not at
+    the other (a confidence level that were ignored or fixed would fail one of the two)."""
+    differences = skewed_differences()
+    resamples = 50_000
+    treatment, control = paired_with_differences(differences)
+    results = {confidence: compare_paired(treatment, control, confidence=confidence, resamples=resamples)
+               for confidence in (0.90, 0.95)}
+    assert results[0.95]["ci_low"] < results[0.90]["ci_low"] < results[0.90]["ci_high"] < results[0.95]["ci_high"]
+    assert results[0.90]["test"].endswith("percentile 90% CI")
+    bands = {confidence: percentile_bootstrap_bands(differences, confidence, resamples) for confidence in (0.90, 0.95)}
+    for confidence, other in ((0.90, 0.95), (0.95, 0.90)):
+        bounds = (results[confidence]["ci_low"], results[confidence]["ci_high"])
+        assert all(in_band(bound, band) for bound, band in zip(bounds, bands[confidence])), confidence
+        assert not any(in_band(bound, band) for bound, band in zip(bounds, bands[other])), confidence
 
 
 def test_holm_wikipedia_example():
