@@ -15,8 +15,9 @@ import pandas as pd
 
 from reranker.card.gains_picture import gains_svg
 from reranker.card.provenance import gather
-from reranker.card.render import render_card
+from reranker.card.render import LOADER_FILE, render_card
 from reranker.errors import entrypoint
+from reranker.export import loader
 from reranker.outputs import atomic_output
 from reranker.params import load_params
 
@@ -59,10 +60,15 @@ def main() -> None:
             (partial / pictures[name]).write_text(gains_svg(frame, f"{name}: trained vs first stage, ndcg"))
         # 4. The export variants that passed the quality gate, in the library's layout (onnx/, openvino/); a variant
         # that failed stays in data/export and metrics/export.json only
-        for entry in (export or {}).get("variants", {}).values():
-            for file in entry.get("files", []) if entry.get("passed") else []:
+        shipped = [entry for entry in (export or {}).get("variants", {}).values() if entry.get("passed")
+                   and entry.get("files")]
+        for entry in shipped:
+            for file in entry["files"]:
                 (partial / file).parent.mkdir(exist_ok=True)
                 shutil.copy2(paths.export[0] / file, partial / file)
+        # 5. With them, the loader that serves them with nothing but their runtime and the tokenizer
+        if shipped:
+            shutil.copy2(loader.__file__, partial / LOADER_FILE)
     print(f"card: {paths.out_dir}/README.md ({len(card.splitlines())} lines) beside the model's weights")
 
 

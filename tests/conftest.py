@@ -58,7 +58,9 @@ TINY_PARAMS = {
         {"name": "wikiqa", "source": str(SHARED_DATA / "beir/wikiqa-dev"), "first_stage": "bm25", "k": 4},
     ],
     "evaluate.significance.resamples": 2000,
-    # the export stage's calibration and timing at a tiny scale: seconds, not minutes
+    # no export variant but in the shared reproduced pipeline, which builds the cheapest one; calibration and timing
+    # at a tiny scale: seconds, not minutes
+    "export.variants": [],
     "export.calibration_pairs": 16,
     "export.latency.rounds": 1,
     "export.latency.max_queries": 4,
@@ -154,7 +156,8 @@ def make_repo(path: Path, overrides: dict | None = None, hydra: bool = False, ti
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory) -> Path:
-    """The tiny project after one whole `dvc repro`; tests that change it work on their own copy."""
-    repo = make_repo(tmp_path_factory.mktemp("pipeline") / "repo")
+    """The tiny project after one whole `dvc repro`, exporting the fp32 ONNX variant; tests that change it work on
+    their own copy."""
+    repo = make_repo(tmp_path_factory.mktemp("pipeline") / "repo", {"export.variants": ["onnx"]})
     dvc(repo, "repro")
     return repo

@@ -20,6 +20,8 @@ from reranker.markdown_cells import markdown_text
 TEMPLATE = Path(__file__).with_name("template.md.j2")
 BASELINE_NAMES = {"embedding_model": "Embedding model", "teacher": "Teacher", "base_model": "Base model"}
 DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
+# reranker/export/loader.py as it ships beside the exported variants: it imports nothing of the pipeline
+LOADER_FILE = "exported_cross_encoder.py"
 # model-index task of each evaluator kind (the "kind" of each metrics entry), as the library's own cards name them
 TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "collection": ("cross-encoder-reranking", "Cross Encoder Reranking"),
@@ -213,17 +215,22 @@ def false_negatives_line(mine_metrics: dict | None) -> str:
 
 def export_rows(export: dict | None) -> list[dict]:
     """The card's rows of the export variants: the torch model first, then each variant with its gate, size,
-    quality delta on each set (primary metric, with its interval) and latency. `export` is metrics/export.json."""
+    ranking agreement and quality delta on each set (primary metric, with its interval) and speed. `export` is
+    metrics/export.json."""
     if not export:
         return []
     rows = []
     for name, entry in export["variants"].items():
-        deltas = [f"{set_name}: {gain(quality['delta'][quality['primary']])}"
-                  for set_name, quality in entry.get("quality", {}).items()]
-        rows.append({"name": name, "backend": entry["backend"], "file_name": entry.get("file_name"),
-                     "size_mb": entry["size_mb"], "passed": entry.get("passed", True), "deltas": deltas,
+        quality = entry.get("quality", {})
+        rows.append({"name": name, "file_name": entry.get("file_name"), "size_mb": entry["size_mb"],
+                     "passed": entry.get("passed", True),
+                     "agreement": [f"{set_name}: {q['kendall_tau']:.3f} / {q['top1_unchanged']:.0%}"
+                                   for set_name, q in quality.items()],
+                     "deltas": [f"{set_name}: {gain(q['delta'][q['primary']])}" for set_name, q in quality.items()],
                      "p50_ms": entry.get("p50_ms"), "p95_ms": entry.get("p95_ms"),
-                     "speedup": entry.get("speedup_p50"), "torch": name == "torch"})
+                     "pairs_per_second": entry.get("pairs_per_second"),
+                     "speedup": entry.get("speedup_pairs_per_second"),
+                     "peak_memory_mb": entry.get("peak_memory_mb")})
     return rows
 
 
@@ -294,5 +301,5 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         judged_line=judged_line, fused_label=fused_label, false_negatives=false_negatives_line(mine),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
-        export=export, export_rows=export_rows(export),
+        export=export, export_rows=export_rows(export), loader_file=LOADER_FILE,
     )

@@ -1,5 +1,5 @@
-"""Checks of the export section: variants whose packages are installed, an int8 quantization config the CPU can
-run, and gate values that mean something. Each problem is one PipelineError line naming the key and the fix.
+"""Checks of the export section that its schema cannot make: variants whose packages are installed, listed once, and
+an int8 quantization config the CPU can run. Each problem is one PipelineError line naming the key and the fix.
 
 Example: ``check_export(params.export)`` raises ``PipelineError("export.quantization 'avx512_vnni' needs a CPU with
 avx512_vnni, which this one lacks; ...")`` on a CPU without it."""
@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 
 from reranker.errors import PipelineError
-from reranker.export.variants import missing_backends
+from reranker.export.variants import VARIANTS, missing_packages
 
 # The CPU feature each of the library's dynamic quantization configs emits instructions for
 QUANTIZATION_NEEDS = {"avx512_vnni": "avx512_vnni", "avx512": "avx512f", "avx2": "avx2", "arm64": None}
@@ -46,14 +46,9 @@ def check_export(export, flags: set[str] | None = None, machine: str | None = No
     """`export` is params.export; `flags` and `machine` default to this CPU's."""
     if len(set(export.variants)) != len(export.variants):
         raise PipelineError(f"export.variants {export.variants} names a variant twice; list each once")
-    missing = missing_backends(export.variants)
-    for backend, module in missing.items():
-        names = [name for name in export.variants if name.split("-")[0] == backend]
-        raise PipelineError(f"export.variants {names} need {module}, which is not installed; pip install -e "
-                            "'.[export]', or remove them from export.variants")
-    if "onnx-int8" in export.variants:
+    for name, module in missing_packages(export.variants).items():
+        raise PipelineError(f"export.variants: {name} needs the package {module}, which is not installed; "
+                            f"pip install {module}, or remove {name} from export.variants")
+    if any(VARIANTS[name].backend == "onnx" and VARIANTS[name].precision == "int8" for name in export.variants):
         check_quantization(export.quantization, cpu_flags() if flags is None else flags,
                            machine or platform.machine())
-    if export.gate.max_loss >= 1:
-        raise PipelineError(f"export.gate.max_loss {export.gate.max_loss} allows any loss (metrics lie in [0, 1]); "
-                            "give e.g. 0.01")

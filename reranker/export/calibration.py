@@ -1,21 +1,18 @@
 """In-domain calibration data for static int8 quantization: (query, document) pairs drawn from the training data
-the mine stage wrote, whichever of its three forms (pairs, n-tuples, lists), written as a folder the `datasets`
-library loads, which is what sentence-transformers' `export_static_quantized_openvino_model` reads.
+the mine stage wrote, whichever of its three forms (pairs, n-tuples, lists). A quantizer calibrated on generic
+sentences sees single texts, while a reranker sees (query, document) pairs.
 
 Example::
 
     pairs = calibration_pairs(pd.read_parquet("data/mine/train.parquet"), 300, seed=12)
-    write_calibration(pairs, Path("data/export_calibration"))  # a folder with train.parquet, column `pair`
+    # [("who wrote hamlet?", "Hamlet is a tragedy by William Shakespeare..."), ...]
 """
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pandas as pd
-
-from reranker.export.variants import CALIBRATION_COLUMN
 
 
 def training_pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
@@ -39,8 +36,3 @@ def calibration_pairs(frame: pd.DataFrame, count: int, seed: int) -> list[tuple[
     pairs = training_pairs(frame)
     return random.Random(seed).sample(pairs, min(count, len(pairs)))
 
-
-def write_calibration(pairs: list[tuple[str, str]], folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({CALIBRATION_COLUMN: [list(pair) for pair in pairs]}).to_parquet(folder / "train.parquet")
-    return folder
