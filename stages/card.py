@@ -1,8 +1,9 @@
 """Step 6, card: render the model's README.md, in the structure of the sentence-transformers model cards, from
 tracked files only (params, metrics, training log, emissions, training data) and the content hashes of what the
 model was made from (dvc.lock's entries of the stages before this one: reranker/card/provenance.py), and put it
-beside the trained weights: one folder that is what a user pushes to the hub (`huggingface-cli upload ORG/NAME
-data/hub`). A change to the template re-renders the card without retraining."""
+beside the trained weights: one folder that is what a user pushes to the hub (`hf upload ORG/NAME data/hub`), with
+the export variants that passed the gate and their loader. A change to the template re-renders the card without
+retraining."""
 
 from __future__ import annotations
 
