@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from reranker.card.provenance import code_files, file_md5, lock_md5, path_md5, tree_md5
+from reranker.card.render import LOADER_FILE
 from reranker.errors import PipelineError
 
 CARD_FILE = "README.md"  # the card replaces data/model's own README.md in the hub folder: not a weight file
@@ -80,9 +81,10 @@ def compare(item: str, card: str | None, found: str | None, where: str) -> Check
 
 
 def card_written(name: str) -> bool:
-    """A file of data/hub that the card stage adds to the trained model's: a per-query gains picture or an export
-    variant. Example: ``card_written("per_query_gains_dev.svg")`` is True."""
-    return name.startswith(("onnx/", "openvino/")) or (name.startswith("per_query_gains_") and name.endswith(".svg"))
+    """A file of data/hub that the card stage adds to the trained model's: a per-query gains picture, an export
+    variant or the loader that serves it. Example: ``card_written("per_query_gains_dev.svg")`` is True."""
+    return (name.startswith(("onnx/", "openvino/")) or name == LOADER_FILE
+            or (name.startswith("per_query_gains_") and name.endswith(".svg")))
 
 
 def check_weights(entry: dict, model_dir: Path, revision: Revision) -> Check:

@@ -41,7 +41,7 @@ RECIPES = {
 }
 TINY = ["download.dev_queries=8", "mine.dev_candidates=6", "mine.train.num_negatives=2", "tokenize.max_length=64",
         "train.args.max_steps=6", "train.args.per_device_train_batch_size=16", "train.args.eval_steps=3",
-        "train.args.save_steps=3", "train.args.logging_steps=3"]
+        "train.args.save_steps=3", "train.args.logging_steps=3", "export.variants=[]"]
 
 
 
