@@ -141,6 +141,23 @@ def test_loader_refuses_a_missing_file_and_an_unknown_suffix_in_one_line(every_v
         ExportedCrossEncoder(every_variant, "model.safetensors")
 
 
+def rank_in_fresh_process(hub: Path, file_name: str, cwd: Path) -> str:
+    """What a new Python process prints after loading `file_name` from the Hub folder `hub` with the loader shipped
+    there and ranking two documents: how many it ranked, the keys of a row, and which of torch, transformers,
+    sentence-transformers and this library it imported (none, when the loader needs nothing but its runtime)."""
+    script = (f"import sys; sys.path.insert(0, {str(hub)!r}); from exported_cross_encoder import "
+              "ExportedCrossEncoder\n"
+              f"model = ExportedCrossEncoder({str(hub)!r}, {file_name!r})\n"
+              "ranked = model.rank('question 1 about topic 1', ['answer text number 1', 'unrelated words'])\n"
+              "banned = [name for name in ('torch', 'transformers', 'sentence_transformers', 'reranker') "
+              "if name in sys.modules]\n"
+              "print(len(ranked), sorted(ranked[0]), banned)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
+                            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split("\n")[-2]
+
+
 def test_a_shipped_variant_loads_in_a_fresh_process_without_torch(every_variant, tmp_path):
     """The loader file as the card ships it, beside the variant in a Hub folder, loads and ranks in a new Python
     process that never imports torch, transformers or this library."""
@@ -150,17 +167,8 @@ def test_a_shipped_variant_loads_in_a_fresh_process_without_torch(every_variant,
     hub = tmp_path / "hub"
     shutil.copytree(every_variant, hub)
     shutil.copy2(loader.__file__, hub / LOADER_FILE)
-    script = (f"import sys; sys.path.insert(0, {str(hub)!r}); from exported_cross_encoder import "
-              "ExportedCrossEncoder\n"
-              f"model = ExportedCrossEncoder({str(hub)!r}, 'openvino/openvino_model_qint8_quantized.xml')\n"
-              "ranked = model.rank('question 1 about topic 1', ['answer text number 1', 'unrelated words'])\n"
-              "banned = [name for name in ('torch', 'transformers', 'sentence_transformers', 'reranker') "
-              "if name in sys.modules]\n"
-              "print(len(ranked), sorted(ranked[0]), banned)")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[-2] == "2 ['corpus_id', 'score'] []"
+    printed = rank_in_fresh_process(hub, "openvino/openvino_model_qint8_quantized.xml", tmp_path)
+    assert printed == "2 ['corpus_id', 'score'] []"
 
 
 def test_ranking_agreement_by_hand():
@@ -419,8 +427,4 @@ def test_dvc_repro_ships_the_passing_variant_with_its_loader_in_the_hub_folder(r
     assert (hub / "onnx" / "model.onnx").is_file() and (hub / LOADER_FILE).is_file()
     card = (hub / "README.md").read_text()
     assert "| onnx | `onnx/model.onnx` |" in card and "ExportedCrossEncoder(folder, 'onnx/model.onnx')" in card
-    script = (f"import sys; sys.path.insert(0, {str(hub)!r}); from exported_cross_encoder import "
-              f"ExportedCrossEncoder; print(ExportedCrossEncoder({str(hub)!r}, 'onnx/model.onnx').rank('a question',"
-              " ['a document', 'another one'])[0]['corpus_id'] in (0, 1))")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
+    assert rank_in_fresh_process(hub, "onnx/model.onnx", tmp_path) == "2 ['corpus_id', 'score'] []"
