@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reranker.nearest import corpus_index, top_k  # noqa: E402
+from reranker.mining.nearest import corpus_index, top_k  # noqa: E402
 
 
 def main() -> None:

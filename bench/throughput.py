@@ -68,8 +68,8 @@ from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss  #
 from transformers import AutoTokenizer, TrainerCallback, set_seed  # noqa: E402
 
 from reranker.params import TrainParams  # noqa: E402
-from reranker.tokenizing import token_id_table  # noqa: E402
-from reranker.trainer import build_trainer  # noqa: E402
+from reranker.training.tokenizing import token_id_table  # noqa: E402
+from reranker.training.trainer import build_trainer  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad-pairs" / "train.parquet"
 
@@ -402,7 +402,7 @@ def summary(model, timer: Timer, load: float) -> dict:
 
 def token_id_dataset(tokenizer, text_rows: pd.DataFrame, max_length: int) -> Dataset:
     """What the tokenize stage writes: each text's ids without special tokens, at most max_length each
-    (reranker.tokenizing.token_id_table), as query_ids, document_ids, label."""
+    (reranker.training.tokenizing.token_id_table), as query_ids, document_ids, label."""
     frame = text_rows.rename(columns={"question": "query", "answer": "document"})
     table = pa.Table.from_pandas(frame, preserve_index=False)
     return Dataset(token_id_table(table, tokenizer, max_length))
@@ -410,7 +410,7 @@ def token_id_dataset(tokenizer, text_rows: pd.DataFrame, max_length: int) -> Dat
 
 def padded_preprocess(model, multiple: int) -> None:
     """The pair inputs padded to a multiple of `multiple` tokens (a lever measured here, not a param)."""
-    from reranker.token_ids import PairEncoder
+    from reranker.training.token_ids import PairEncoder
 
     class PaddedPairEncoder(PairEncoder):
         def __call__(self, pairs):

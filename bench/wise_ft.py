@@ -1,6 +1,6 @@
-"""WiSE-FT for a trained reranker, at several alphas without retraining: interpolate its encoder with the weights it
-started from (reranker/wise_ft.py, what `train.wise_ft_alpha` does at the end of training), keep its trained score
-head, and rerank every set of the pipeline's evaluation beside the plain trained model, in one process.
+"""WiSE-FT for a trained reranker, at several alphas without retraining: interpolate its encoder with the weights
+it started from (reranker/training/wise_ft.py, what `train.wise_ft_alpha` does at the end of training), keep its
+trained score head, and rerank every set of the pipeline's evaluation beside the plain trained model, in one process.
 
 Robust fine-tuning (Wortsman et al., "Robust fine-tuning of zero-shot models", 2022) interpolates a fine-tuned model
 with its starting point, theta = (1 - alpha) * start + alpha * fine-tuned, and often keeps more of what the start knew
@@ -22,12 +22,12 @@ from pathlib import Path
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from reranker.cross_encoder import load_cross_encoder
 from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import first_stage_run, scores_to_run
 from reranker.evaluation.reranking import means, measure_runs, reranking_sets, score_candidates, split_judged, versus
 from reranker.params import load_sections
-from reranker.wise_ft import interpolate_with_start
+from reranker.training.cross_encoder import load_cross_encoder
+from reranker.training.wise_ft import interpolate_with_start
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reranker import compare
-from reranker.errors import PipelineError, entrypoint
+from reranker.commands import compare
+from reranker.core.errors import PipelineError, entrypoint
 
 
 def check(args: argparse.Namespace) -> None:
@@ -37,8 +37,8 @@ def check(args: argparse.Namespace) -> None:
 
 
 def verify(args: argparse.Namespace) -> None:
-    from reranker.verify import as_json
-    from reranker.verify import verify as verify_card
+    from reranker.commands.verify import as_json
+    from reranker.commands.verify import verify as verify_card
 
     checks = verify_card(args.model_dir, repo=args.repo, rev=args.rev)
     report = as_json(args.model_dir, args.rev, checks)

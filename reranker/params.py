@@ -21,7 +21,7 @@ from pydantic import (
 )
 from ruamel.yaml import YAML, YAMLError
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 
 class Section(BaseModel):
@@ -35,7 +35,7 @@ class SourceParams(Section):  # one more training data set (download.more_source
     revision: str | None = None
     limit: PositiveInt | None = None  # rows read from the source (download's: before the dev hold-out)
     # Each relevant (query, document) of one more source's rows becomes a pair whose negatives are mined: a labelled
-    # pair or a list's document relevant by the one relevance rule (reranker/relevance.py)
+    # pair or a list's document relevant by the one relevance rule (reranker/core/relevance.py)
     shape: Literal["pairs", "labelled_pairs", "listwise"] = "pairs"
     columns: dict[str, str]  # recipe column -> source column (a.b reads field b of a nested column a)
 
@@ -45,7 +45,8 @@ class DownloadParams(SourceParams):  # the recipe's data: a source's fields, and
     dev_queries: PositiveInt
     seed: int
     # A training query that is also an evaluation query (a collection's, NanoBEIR's or a dev query, compared as
-    # normalised text) stops the download stage; true drops those queries' training rows instead (reranker/leakage.py)
+    # normalised text) stops the download stage; true drops those queries' training rows instead
+    # (reranker/data/leakage.py)
     drop_evaluation_queries: bool = False
     # Further data sets trained on together with `source` (shape pairs): several domains in one run. Their queries
     # and download.source's are one pool for the dev hold-out and the evaluation-overlap check
@@ -85,7 +86,7 @@ class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, a
     activation_fn: str | None = "torch.nn.Identity"  # cross_encoder only: raw logits; null: its own activation
 
 
-class SuspectsParams(Section):  # the false-negative audit of the mined negatives (reranker/suspects.py)
+class SuspectsParams(Section):  # the false-negative audit of the mined negatives (reranker/mining/suspects.py)
     # The rules, on the teacher's scores (the cross-encoder teacher's, else the embedding model's cosine); null
     # turns a rule off. absolute_margin: the candidate within this of its positive's score, or above it.
     absolute_margin: float | None = None
@@ -103,7 +104,7 @@ class MineParams(Section):
     teacher: TeacherParams | None = None
     use_faiss: bool = False  # search with FAISS (pip install -e '.[faiss]'), else an exact search with torch
     # With use_faiss, the training queries' index: "Flat" is exact (the library's); an index factory string such as
-    # "IVF4096,Flat" is approximate, searching faiss_nprobe of its clusters (reranker/nearest.py)
+    # "IVF4096,Flat" is approximate, searching faiss_nprobe of its clusters (reranker/mining/nearest.py)
     faiss_index: str = "Flat"
     faiss_nprobe: PositiveInt = 32
     # Queries per search block, and documents per score block of the exact search: memory holds one
@@ -138,7 +139,8 @@ class TrainParams(Section):
     # data sets. It also changes which negatives MultipleNegativesRankingLoss draws from the batch.
     group_by_length: bool = False
     # WiSE-FT: the saved model's weights are (1 - alpha) * the base model's + alpha * the trained ones, the trained
-    # score head kept (reranker/wise_ft.py); keeps more of what the base model knew off-domain. null: as trained
+    # score head kept (reranker/training/wise_ft.py); keeps more of what the base model knew off-domain.
+    # null: as trained
     wise_ft_alpha: Annotated[float, Field(gt=0, le=1)] | None = None
 
 

@@ -1,4 +1,4 @@
-"""Step 6, card: render the model's README.md, in the structure of the sentence-transformers model cards, from
+"""Step 11, card: render the model's README.md, in the structure of the sentence-transformers model cards, from
 tracked files only (params, metrics, training log, emissions, training data) and the content hashes of what the
 model was made from (dvc.lock's entries of the stages before this one: reranker/card/provenance.py), and put it
 beside the trained weights: one folder that is what a user pushes to the hub (`hf upload ORG/NAME data/hub`), with
@@ -17,9 +17,9 @@ import pandas as pd
 from reranker.card.gains_picture import gains_svg
 from reranker.card.provenance import gather
 from reranker.card.render import LOADER_FILE, render_card
-from reranker.errors import entrypoint
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output
 from reranker.export import loader
-from reranker.outputs import atomic_output
 from reranker.params import load_params
 
 

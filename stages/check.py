@@ -13,8 +13,8 @@ from pathlib import Path
 from reranker.checks.params import check_params
 from reranker.checks.training import build_training_arguments
 from reranker.checks.training_data import RUN_LENGTH_FIELDS
-from reranker.errors import entrypoint
-from reranker.outputs import atomic_output, write_json
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output, write_json
 
 PASSED = "params.yaml passed every check\n"
 

@@ -1,4 +1,4 @@
-"""Step 1, download: load the recipe's data from the hub or a local file/folder (and any more data sets to train on
+"""Step 2, download: load the recipe's data from the hub or a local file/folder (and any more data sets to train on
 with it), rename its columns to the recipe's, check that no training query is an evaluation query, hold out dev
 queries (no query is in both splits) and write train/dev Parquet. Arrow throughout; the hub's `datasets` is imported
 only for a hub id (of the data or of an evaluation collection), so the stage starts in about a second."""
@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from reranker.data import first_rows, load_source, relevant_pairs, split_by_query, to_recipe_columns
-from reranker.errors import entrypoint
-from reranker.leakage import NORMALISATION, EvaluationSet, evaluation_sets, guard
-from reranker.outputs import atomic_output, write_json
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output, write_json
+from reranker.data.leakage import NORMALISATION, EvaluationSet, evaluation_sets, guard
+from reranker.data.loading import first_rows, load_source, relevant_pairs, split_by_query, to_recipe_columns
 from reranker.params import load_sections
 
 

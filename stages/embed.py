@@ -1,4 +1,4 @@
-"""Step 2a, embed: encode the corpus and each split's queries once with the embedding model, in batches, into
+"""Step 3, embed: encode the corpus and each split's queries once with the embedding model, in batches, into
 `data/embeddings/` (float32 `.npy` files, memory-mapped by the mine stage), so that changing a sampling param
 (mine stage) never re-encodes anything. Memory holds one chunk of embeddings at a time, whatever the data size."""
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker.embeddings import encode_to_file
-from reranker.errors import entrypoint
-from reranker.mining import embedded_texts
-from reranker.model_paths import loading_model, resolve_model
-from reranker.outputs import atomic_output
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output
+from reranker.core.paths import loading_model, resolve_model
+from reranker.mining.embeddings import encode_to_file
+from reranker.mining.hard_negatives import embedded_texts
 from reranker.params import load_sections
 
 

@@ -1,124 +1,62 @@
-"""Step 5b, evaluate: rerank the dev set and each evaluation collection's first-stage candidates, and run the
-classification and NanoBEIR evaluators. Run once for the baselines (a stage of its own, cached while only training
-params change: the embedding model, the teacher, the base model when it is already a reranker) and once for the
-trained model, which writes the TREC runs of the first stage, the baselines and the trained model, their per-query
-metrics, and the trained model's gains over each with their confidence intervals, paired-test p-values and the
-queries that got better, worse or stayed the same; with evaluate.fusion, the same for the trained model's scores
-fused with the first stage's, beside the trained model's own."""
+"""Step 9, evaluate: rerank the dev set and each evaluation collection's first-stage candidates with the trained model,
+and run the classification and NanoBEIR evaluators on it. It writes the TREC runs of the first stage, the baselines
+(scored by evaluate_base) and the trained model, their per-query metrics, and the trained model's gains over each
+with their confidence intervals, paired-test p-values and the queries that got better, worse or stayed the same;
+with evaluate.fusion, the same for the trained model's scores fused with the first stage's, beside the trained
+model's own."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
-from transformers import set_seed
 
-from reranker.cross_encoder import activation, load_cross_encoder
-from reranker.emissions import track_emissions
-from reranker.errors import entrypoint
-from reranker.evaluation.baselines import BASELINES, embedding_scores, has_score_head
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output, write_json
+from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import first_stage_run, scores_to_run
-from reranker.evaluation.evaluators import run_evaluators
 from reranker.evaluation.first_stage import write_trec_run
 from reranker.evaluation.fusion import first_stage_scores, fuse
 from reranker.evaluation.measures import write_per_query
 from reranker.evaluation.reranking import (
     headline,
-    means,
     measure_runs,
     report,
     reranking_sets,
     score_candidates,
     sorted_gains,
-    split_judged,
 )
 from reranker.evaluation.score_distribution import score_distribution
 from reranker.evaluation.unjudged import unjudged_report, unjudged_top
-from reranker.model_paths import loading_model, resolve_model
-from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
-
-# The library's evaluators the evaluate stages still run; the dev reranking is one of the reranking sets
-LIBRARY_EVALUATORS = ("classification", "nanobeir")
-
-
-def evaluate_base(params, paths, started: float) -> None:
-    """The baselines' scores of every reranking set, for the evaluate stage to compare with, and their metrics: the
-    embedding model, the teacher when a cross-encoder labelled the data, and the base model exactly as training
-    starts from it only when it is already a reranker (reranker/evaluation/baselines.py)."""
-    from sentence_transformers import SentenceTransformer
-    from transformers import AutoConfig
-
-    set_seed(params.train.args.get("seed", 42))
-    with loading_model("embed.model", params.embed.model):
-        embedder = SentenceTransformer(resolve_model(params.embed.model))
-    teacher, teacher_model = params.mine.teacher, None
-    if teacher is not None and teacher.kind == "cross_encoder":
-        with loading_model("mine.teacher.model", teacher.model):
-            teacher_model = CrossEncoder(resolve_model(teacher.model), max_length=params.tokenize.max_length,
-                                         activation_fn=activation(teacher.activation_fn))
-    with loading_model("train.base_model", params.train.base_model):
-        architectures = AutoConfig.from_pretrained(resolve_model(params.train.base_model),
-                                                   trust_remote_code=params.train.trust_remote_code).architectures
-    base_is_reranker = has_score_head(architectures)
-    library = [name for name in LIBRARY_EVALUATORS if getattr(params.evaluate, name) is not None]
-    model = load_cross_encoder(params.train, params.tokenize.max_length) if base_is_reranker or library else None
-    sets = reranking_sets(params.evaluate, paths.mine_dir, paths.retrieve_dir)
-    results = {"base_model_is_reranker": base_is_reranker}
-    with track_emissions(params.emissions, paths.emissions, "evaluate_base"), atomic_output(paths.scores) as partial:
-        partial.mkdir()
-        for name, reranking_set in sets.items():
-            candidates = reranking_set["candidates"]
-            print(f"evaluate_base: scoring {name}, {len(candidates)} pairs", flush=True)
-            scores = {"embedding_model": embedding_scores(
-                embedder, candidates, params.embed.batch_size, params.embed.query_prompt, params.embed.corpus_prompt,
-                show_progress_bar=sys.stderr.isatty())}
-            if teacher_model is not None:
-                scores["teacher"] = score_candidates(teacher_model, candidates, params.evaluate.batch_size,
-                                                     show_progress_bar=True)
-            if base_is_reranker:
-                scores["base_model"] = score_candidates(model, candidates, params.evaluate.batch_size,
-                                                        show_progress_bar=True)
-            pd.DataFrame(scores).to_parquet(partial / f"{name}.parquet", index=False)
-            runs = {"first_stage": first_stage_run(candidates),
-                    **{run: scores_to_run(candidates, values) for run, values in scores.items()}}
-            values, judged = split_judged(measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"]))
-            results[name] = {"kind": reranking_set["kind"], "retrieval": means(values.pop("first_stage")),
-                             **{run: means(run_values) for run, run_values in values.items()}, "judged": judged}
-        if library:
-            results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "base_model", LIBRARY_EVALUATORS))
-    write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
+from reranker.training.emissions import track_emissions
+from reranker.training.evaluators import LIBRARY_EVALUATORS, run_evaluators
 
 
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, help="a trained model folder; without it, the untrained base model")
+    parser.add_argument("--model", type=Path, required=True, help="the trained model folder")
     parser.add_argument("--base", type=Path, help="the evaluate_base stage's scores folder and metrics file",
-                        nargs=2, metavar=("SCORES", "METRICS"))
-    parser.add_argument("--scores", type=Path, help="(base model) where to write its scores of every set")
-    parser.add_argument("--runs", type=Path, help="(trained model) where to write the TREC runs")
-    parser.add_argument("--per-query", type=Path, help="(trained model) where to write the per-query metrics")
-    parser.add_argument("--unjudged", type=Path, help="(trained model) where to write the unjudged top documents")
-    parser.add_argument("--score-plot", type=Path, help="(trained model) where to write the dev score distribution")
-    parser.add_argument("--gains", type=Path, help="(trained model) where to write each set's sorted per-query gains")
+                        nargs=2, metavar=("SCORES", "METRICS"), required=True)
+    parser.add_argument("--runs", type=Path, help="where to write the TREC runs")
+    parser.add_argument("--per-query", type=Path, help="where to write the per-query metrics")
+    parser.add_argument("--unjudged", type=Path, help="where to write the unjudged top documents")
+    parser.add_argument("--score-plot", type=Path, help="where to write the dev score distribution")
+    parser.add_argument("--gains", type=Path, help="where to write each set's sorted per-query gains")
     parser.add_argument("--emissions", type=Path, required=True)
-    parser.add_argument("--summary", type=Path, help="(trained model) where to write the metrics' headline")
+    parser.add_argument("--summary", type=Path, help="where to write the metrics' headline")
     parser.add_argument("mine_dir", type=Path, help="the mine stage's folder: dev.parquet and dev_pairs.parquet")
     parser.add_argument("retrieve_dir", type=Path, help="the retrieve stage's folder: one set per collection")
     parser.add_argument("metrics", type=Path)
     paths = parser.parse_args()
-    params = load_sections("train", "tokenize", "evaluate", "emissions", "embed", "mine")
+    params = load_sections("train", "evaluate", "emissions")
     started = time.perf_counter()
-    if paths.model is None:
-        evaluate_base(params, paths, started)
-        return
 
     # 1. The trained model's scores of every reranking set, beside the first stage's and the baselines'
     #    (evaluate_base: the embedding model, the teacher, the base model when it is already a reranker)

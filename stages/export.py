@@ -1,4 +1,4 @@
-"""Step 9, export: build faster CPU variants of the trained model (reranker/export/variants.py: fp32 ONNX with
+"""Step 10, export: build faster CPU variants of the trained model (reranker/export/variants.py: fp32 ONNX with
 ONNX Runtime's graph optimizations, int8 ONNX dynamic or calibrated, OpenVINO fp32 and int8 calibrated on in-domain
 pairs), check each against the torch model on every reranking set (the quality gate), and time each beside it.
 Writes the model folder with every variant (data/export/, where `ExportedCrossEncoder(folder, file_name)` and
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reranker.errors import PipelineError, entrypoint
+from reranker.core.errors import PipelineError, entrypoint
+from reranker.core.outputs import atomic_output, write_json
 from reranker.evaluation.reranking import reranking_sets, score_candidates
 from reranker.export.calibration import calibration_pairs
 from reranker.export.gate import compare_with_torch, verdict
@@ -23,7 +24,6 @@ from reranker.export.latency import machine, measure, query_batches
 from reranker.export.loader import ExportedCrossEncoder
 from reranker.export.peak_memory import peak_memory_mb
 from reranker.export.variants import VARIANTS, build_variants
-from reranker.outputs import atomic_output, write_json
 from reranker.params import load_sections
 
 TORCH = "torch"

@@ -1,8 +1,8 @@
-"""Step 2b, mine: hard negatives for training, in the form the loss reads (labelled pairs, n-tuples or
+"""Step 4, mine: hard negatives for training, in the form the loss reads (labelled pairs, n-tuples or
 labelled lists), scored by a teacher when the loss learns a teacher's scores, and the dev reranking set (the
 top candidates of the whole corpus for each dev query, the positive among them when retrieved), mined as
 sentence-transformers' mine_hard_negatives mines them, from the embed stage's stored embeddings and in bounded
-memory (reranker.chunked_mining). Labelled, scored and listwise data need no mining and pass through."""
+memory (reranker.mining.in_blocks). Labelled, scored and listwise data need no mining and pass through."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from pathlib import Path
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from reranker.chunked_mining import mine_hard_negatives_in_blocks
-from reranker.cross_encoder import activation
-from reranker.emissions import track_emissions
-from reranker.errors import PipelineError, entrypoint
-from reranker.loss_inputs import LOSS_INPUT, learns_teacher_scores
-from reranker.mining import (
+from reranker.core.errors import PipelineError, entrypoint
+from reranker.core.outputs import atomic_output, write_frames, write_json
+from reranker.core.paths import loading_model, resolve_model
+from reranker.mining.hard_negatives import (
     OUTPUT_FORMAT,
     RENAME,
     EmbeddingTeacher,
@@ -32,14 +30,16 @@ from reranker.mining import (
     teacher_pairs,
     with_teacher_labels,
 )
-from reranker.model_paths import loading_model, resolve_model
-from reranker.nearest import corpus_index
-from reranker.outputs import atomic_output, write_frames, write_json
+from reranker.mining.in_blocks import mine_hard_negatives_in_blocks
+from reranker.mining.nearest import corpus_index
+from reranker.mining.suspects import PairScores, apply_policy, audit, negative_slots
+from reranker.mining.suspects import report as suspects_report
+from reranker.mining.suspects import summary as suspects_summary
+from reranker.mining.verdicts import false_negative_rate, read_verdicts
 from reranker.params import load_sections
-from reranker.suspects import PairScores, apply_policy, audit, negative_slots
-from reranker.suspects import report as suspects_report
-from reranker.suspects import summary as suspects_summary
-from reranker.verdicts import false_negative_rate, read_verdicts
+from reranker.training.cross_encoder import activation
+from reranker.training.emissions import track_emissions
+from reranker.training.loss_inputs import LOSS_INPUT, learns_teacher_scores
 
 
 def mine(params, train: pd.DataFrame, dev: pd.DataFrame, embeddings_dir: Path,

@@ -1,4 +1,4 @@
-"""Step 5a, retrieve: each evaluation collection's first stage (BM25 through bm25s, the embedding model, or a TREC
+"""Step 1, retrieve: each evaluation collection's first stage (BM25 through bm25s, the embedding model, or a TREC
 run file you bring), computed once: the top `k` candidates per query with their texts and the collection's
 judgments, so that changing a training param never rebuilds an index or re-retrieves."""
 
@@ -9,13 +9,13 @@ import importlib.util
 import time
 from pathlib import Path
 
-from reranker.errors import entrypoint
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output
+from reranker.core.paths import outside_path
+from reranker.data.collections import load_collection
 from reranker.evaluation.candidates import candidates_from_run, write_set
-from reranker.evaluation.collections import load_collection
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run
-from reranker.outputs import atomic_output
 from reranker.params import load_sections
-from reranker.paths import outside_path
 
 
 def first_stage(collection, settings, embed):
@@ -26,7 +26,7 @@ def first_stage(collection, settings, embed):
         return read_trec_run(outside_path(settings.run_file), collection, settings.k)
     from sentence_transformers import SentenceTransformer
 
-    from reranker.model_paths import resolve_model
+    from reranker.core.paths import resolve_model
 
     model = SentenceTransformer(resolve_model(embed.model))
     # FAISS where installed (the faiss extra): the same exact top k, found faster

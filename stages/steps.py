@@ -1,4 +1,4 @@
-"""Step 3b, steps: how many optimizer steps the training run takes on the tokenized data, and the checks that need
+"""Step 6, steps: how many optimizer steps the training run takes on the tokenized data, and the checks that need
 the data: a batch larger than the data, a run of no steps, warmup, evaluation, saving or logging beyond the run's
 last step, CrossEntropyLoss labels that are not class ids. Seconds, before the train stage. It writes
 `data/steps.json`, which changes only with the run's length: editing one of these checks reruns this stage alone,
@@ -14,8 +14,8 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 
 from reranker.checks.training_data import check_class_ids, check_training_steps, run_steps
-from reranker.errors import entrypoint
-from reranker.outputs import write_json
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import write_json
 
 
 @entrypoint

@@ -1,4 +1,4 @@
-"""Step 3, tokenize: turn the texts of the training data and of the dev pairs into the base model's token ids,
+"""Step 5, tokenize: turn the texts of the training data and of the dev pairs into the base model's token ids,
 stored as Parquet row groups for the train stage (whose loop then never runs the tokenizer), and report pair
 lengths. Text columns become `<column>_ids`, lists of texts lists of ids. Memory holds one row group, whatever
 the data's size."""
@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
 
-from reranker.errors import entrypoint
-from reranker.model_paths import loading_model, resolve_model
-from reranker.outputs import atomic_output, write_json
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output, write_json
+from reranker.core.paths import loading_model, resolve_model
 from reranker.params import load_sections
-from reranker.token_ids import PairEncoder
-from reranker.tokenizing import TokenCounts, write_token_ids
+from reranker.training.token_ids import PairEncoder
+from reranker.training.tokenizing import TokenCounts, write_token_ids
 
 
 @entrypoint

@@ -1,4 +1,4 @@
-"""Step 4, train: fine-tune a cross-encoder with CrossEncoderTrainer and the loss named in params, on the
+"""Step 7, train: fine-tune a cross-encoder with CrossEncoderTrainer and the loss named in params, on the
 token ids of the tokenize stage, evaluating with the evaluators named in train.evaluators (and the dev loss).
 Checkpoints survive a killed run and are resumed from; the final model is saved where `CrossEncoder(path)`
 loads it."""
@@ -23,17 +23,17 @@ from transformers import set_seed
 from transformers.integrations import DVCLiveCallback
 
 from dvclive import Live
-from reranker.checkpoints import fingerprint, last_complete_checkpoint
-from reranker.cross_encoder import load_cross_encoder
-from reranker.emissions import track_emissions
-from reranker.errors import entrypoint
-from reranker.evaluation.evaluators import build_evaluators
-from reranker.evaluation.metric_names import split_evaluator_key
-from reranker.launch import relaunch_under_torchrun
-from reranker.outputs import atomic_output, write_json
+from reranker.core.errors import entrypoint
+from reranker.core.outputs import atomic_output, write_json
 from reranker.params import load_sections
-from reranker.trainer import build_trainer
-from reranker.wise_ft import interpolate_with_start
+from reranker.training.checkpoints import fingerprint, last_complete_checkpoint
+from reranker.training.cross_encoder import load_cross_encoder
+from reranker.training.emissions import track_emissions
+from reranker.training.evaluators import build_evaluators
+from reranker.training.launch import relaunch_under_torchrun
+from reranker.training.metric_names import split_evaluator_key
+from reranker.training.trainer import build_trainer
+from reranker.training.wise_ft import interpolate_with_start
 
 FRAMEWORKS = ["sentence-transformers", "transformers", "torch", "accelerate", "datasets", "tokenizers"]
 # What the trainer logs that a per-step plot cannot use: timings and throughputs, the epoch, FLOPs, the run's final
@@ -121,7 +121,7 @@ def main() -> None:
     if main_process:
         live = Live(str(paths.live_dir), resume=resume_from is not None, save_dvc_exp=False, dvcyaml=None, report=None)
         callbacks.append(StepDVCLiveCallback(live=live, log_model=None))
-    # 1., 3., 5. Model, loss and trainer, as every recipe builds them (reranker/trainer.py)
+    # 1., 3., 5. Model, loss and trainer, as every recipe builds them (reranker/training/trainer.py)
     trainer = build_trainer(train, params.tokenize.max_length, args, train_dataset, eval_dataset=eval_dataset,
                             evaluators=evaluators, callbacks=callbacks)
     model, loss = trainer.model, trainer.loss

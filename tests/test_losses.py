@@ -20,7 +20,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import ROOT, dvc, make_repo, set_params
-from reranker.model_paths import resolve_model
+from reranker.core.paths import resolve_model
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""reranker.chunked_mining mines what sentence-transformers' mine_hard_negatives mines, row for row, for the options
+"""reranker.mining.in_blocks mines what sentence-transformers' mine_hard_negatives mines, row for row, for the options
 the recipes use, from the embeddings the embed stage stores; and it searches in blocks of the params' sizes.
 
 The library is fed the very same embeddings through its cache folder (the file names it looks for, then a model
@@ -21,11 +21,12 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
 
 from conftest import ROOT
-from reranker import chunked_mining, embeddings
-from reranker.chunked_mining import mine_hard_negatives_in_blocks
-from reranker.errors import PipelineError
-from reranker.mining import OUTPUT_FORMAT, embedded_texts, stored_embeddings
-from reranker.model_paths import resolve_model
+from reranker.core.errors import PipelineError
+from reranker.core.paths import resolve_model
+from reranker.mining import embeddings
+from reranker.mining import in_blocks as chunked_mining
+from reranker.mining.hard_negatives import OUTPUT_FORMAT, embedded_texts, stored_embeddings
+from reranker.mining.in_blocks import mine_hard_negatives_in_blocks
 
 SEED = 12
 
@@ -171,7 +172,7 @@ def test_an_ivf_index_probing_every_cluster_mines_the_librarys_rows(minilm, mine
     """mine.faiss_index: the approximate index goes through the same selection; probing all its clusters, it is
     exact, so the rows are the library's."""
     pytest.importorskip("faiss")
-    from reranker.nearest import corpus_index
+    from reranker.mining.nearest import corpus_index
 
     dataset, _, corpus, query_embeddings, corpus_embeddings, cache = mined
     options = dict(OPTIONS["random range_max=20"], output_format="labeled-pair")

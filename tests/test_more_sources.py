@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import make_repo, run, set_params
-from reranker.data import relevant_pairs
+from reranker.data.loading import relevant_pairs
 
 
 def test_relevant_pairs_keep_the_relevant_documents_of_each_shape():

@@ -1,4 +1,4 @@
-"""reranker.nearest.top_k: exact chunked search and FAISS agree, chunking changes nothing, the batch sizes bound
+"""reranker.mining.nearest.top_k: exact chunked search and FAISS agree, chunking changes nothing, the batch sizes bound
 what is computed at once, and a missing faiss is one line naming the install."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reranker import nearest
-from reranker.errors import PipelineError
-from reranker.nearest import top_k
+from reranker.core.errors import PipelineError
+from reranker.mining import nearest
+from reranker.mining.nearest import top_k
 
 TOLERANCE = 1e-5  # float32 inner products of unit vectors summed in a different order differ by ~1e-7
 
@@ -180,7 +180,7 @@ def test_peak_memory_follows_batch_size_not_corpus(tmp_path):
     script = textwrap.dedent("""
         import resource, sys
         import numpy as np
-        from reranker.nearest import top_k
+        from reranker.mining.nearest import top_k
         rng = np.random.default_rng(0)
         corpus = rng.standard_normal((400_000, 8)).astype(np.float32)
         queries = rng.standard_normal((3_000, 8)).astype(np.float32)
@@ -249,7 +249,7 @@ class HashingModel:
 def test_stored_embeddings_feed_the_search(tmp_path):
     """embeddings.encode_to_file writes the rows in text order, a chunk at a time, and the memmap it loads back
     searches like the arrays themselves."""
-    from reranker import embeddings
+    from reranker.mining import embeddings
 
     model = HashingModel()
     documents = [f"document {i} " + "x" * (i % 17) for i in range(1000)]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from reranker.checks.params import check_params
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 BASE = yaml.safe_load((ROOT / "params.yaml").read_text())
 

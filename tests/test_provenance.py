@@ -14,6 +14,7 @@ from test_card import render
 
 from conftest import ROOT, SHARED_DATA, dvc, run, set_params
 from reranker.card.provenance import (
+    code_md5,
     eval_result_fields,
     file_md5,
     hub_datasets,
@@ -41,7 +42,8 @@ def test_hashes_are_those_dvc_lock_records():
     lock = read_lock(ROOT / "dvc.lock")
     assert path_md5(ROOT / "sample/qa") == lock_md5(lock, "download", "sample/qa")
     assert path_md5(ROOT / "sample/heldout-topics") == lock_md5(lock, "retrieve", "sample/heldout-topics")
-    assert path_md5(ROOT / "reranker/errors.py") == lock_md5(lock, "download", "reranker/errors.py")
+    assert path_md5(ROOT / "stages/download.py") == lock_md5(lock, "download", "stages/download.py")
+    assert code_md5(ROOT / "reranker/core") == lock_md5(lock, "download", "reranker/core")
     assert tree_md5({"b": "1" * 32, "a": "2" * 32}) == tree_md5({"a": "2" * 32, "b": "1" * 32})
 
 
@@ -88,7 +90,7 @@ def test_card_hashes_equal_dvc_lock(reproduced):
             assert row["md5"] == lock_md5(lock, row["stage"], row["path"]), row["item"]
         if row["check"] == "code":
             locked = {dep["path"]: dep["md5"] for dep in lock[row["stage"]]["deps"]
-                      if dep["path"].endswith((".py", ".j2"))}
+                      if dep["path"].startswith(("reranker/", "stages/"))}
             assert row["files"] == locked, row["item"]
     assert {f"code {stage}" for stage in lock} <= set(rows)
     assert rows["trained model"]["md5"] == lock_md5(lock, "train", "data/model") == tree_md5(

@@ -1,8 +1,8 @@
-"""Per-query measures, paired significance tests and `reranker.compare` between real DVC experiments.
+"""Per-query measures, paired significance tests and `reranker.commands.compare` between real DVC experiments.
 
 The measures are checked by hand on a toy and against sentence-transformers' CrossEncoderRerankingEvaluator run on a
-real (randomly headed) CrossEncoder, with each definitional difference shown exactly; `reranker.compare` runs in a
-real git + DVC repository whose experiments write per-query files.
+real (randomly headed) CrossEncoder, with each definitional difference shown exactly; `reranker.commands.compare`
+runs in a real git + DVC repository whose experiments write per-query files.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 from reranker.evaluation.measures import (
     measure_names,
     per_query,
@@ -477,7 +477,7 @@ def test_headline_is_the_primary_measure_its_gain_and_significance():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# reranker.compare between real DVC experiments
+# reranker.commands.compare between real DVC experiments
 
 TOY_STAGE = textwrap.dedent('''\
     """Per-query values of a toy collection: `shift` lifts the trained run, `queries` sets how many there are."""
@@ -521,7 +521,8 @@ def call(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 def compare(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # what `rerank compare` runs (reranker.cli), not reranker.compare alone: the entry point is what users call
+    # what `rerank compare` runs (reranker.cli), not reranker.commands.compare alone: the entry point is what
+    # users call
     return call(repo, sys.executable, "-m", "reranker.cli", "compare", *args, check=check)
 
 

@@ -13,13 +13,13 @@ import pytest
 
 from conftest import ROOT
 from reranker.checks.suspects import check_suspects
-from reranker.chunked_mining import mine_hard_negatives_in_blocks
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 from reranker.evaluation.measures import judged
 from reranker.evaluation.unjudged import unjudged_report, unjudged_top
+from reranker.mining.in_blocks import mine_hard_negatives_in_blocks
+from reranker.mining.suspects import PairScores, apply_policy, audit, flag, report, summary
+from reranker.mining.verdicts import false_negative_rate, read_verdicts, text_id, wilson_interval
 from reranker.params import Params, read_params
-from reranker.suspects import PairScores, apply_policy, audit, flag, report, summary
-from reranker.verdicts import false_negative_rate, read_verdicts, text_id, wilson_interval
 
 
 def rules(absolute_margin=None, positive_share=None, teacher_threshold=None, policy="keep"):

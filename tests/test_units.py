@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from datasets import Dataset
 
-from reranker.checkpoints import fingerprint, last_complete_checkpoint
 from reranker.checks.training import check_training_args, training_fields
-from reranker.data import split_by_query
-from reranker.errors import PipelineError
-from reranker.evaluation.metric_names import split_evaluator_key
+from reranker.core.errors import PipelineError
+from reranker.core.outputs import write_frames
+from reranker.core.paths import outside_path
+from reranker.core.relevance import is_relevant
+from reranker.data.loading import split_by_query
 from reranker.evaluation.score_distribution import score_distribution
-from reranker.mining import (
+from reranker.mining.hard_negatives import (
     EmbeddingTeacher,
     dev_pairs,
     dev_samples,
@@ -26,9 +27,8 @@ from reranker.mining import (
     teacher_pairs,
     with_teacher_labels,
 )
-from reranker.outputs import write_frames
-from reranker.paths import outside_path
-from reranker.relevance import is_relevant
+from reranker.training.checkpoints import fingerprint, last_complete_checkpoint
+from reranker.training.metric_names import split_evaluator_key
 
 
 def test_split_by_query_holds_out_whole_queries_and_is_seeded():

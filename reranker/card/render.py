@@ -11,11 +11,11 @@ import pandas as pd
 from huggingface_hub import EvalResult, ModelCardData
 
 from reranker.card.provenance import eval_result_fields, hub_datasets, recorded_in, source_label
+from reranker.core.outputs import markdown_text
 from reranker.evaluation.baselines import BASELINES
-from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import significant
-from reranker.loss_inputs import learns_teacher_scores
-from reranker.markdown_cells import markdown_text
+from reranker.training.loss_inputs import learns_teacher_scores
+from reranker.training.metric_names import primary_metric
 
 TEMPLATE = Path(__file__).with_name("template.md.j2")
 BASELINE_NAMES = {"embedding_model": "Embedding model", "teacher": "Teacher", "base_model": "Base model"}

@@ -8,10 +8,10 @@ import difflib
 from pathlib import Path
 
 from reranker.checks.data_source import check_hub_dataset
-from reranker.errors import PipelineError
-from reranker.evaluation import collections as loading
-from reranker.evaluation.collections import NANOBEIR_CONFIGS, NANOBEIR_SPLITS
-from reranker.paths import outside_path
+from reranker.core.errors import PipelineError
+from reranker.core.paths import outside_path
+from reranker.data import collections as loading
+from reranker.data.collections import NANOBEIR_CONFIGS, NANOBEIR_SPLITS
 
 
 def check_collection_source(name: str, source: str, split: str = "test", qrels_source: str | None = None) -> None:

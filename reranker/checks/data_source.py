@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from reranker.checks.models import hub_cache, hub_unreachable
-from reranker.errors import PipelineError, first_line
-from reranker.sources import check_column_mapping, check_schema, local_files, where
+from reranker.core.errors import PipelineError, first_line
+from reranker.data.sources import check_column_mapping, check_schema, local_files, where
 
 HEAD_BYTES = 1 << 20  # what the check reads of a JSON lines or CSV file: its first line, at most this
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 from reranker.export.variants import VARIANTS, missing_packages
 
 # The CPU feature each of the library's dynamic quantization configs emits instructions for

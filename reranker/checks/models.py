@@ -14,8 +14,8 @@ import struct
 import urllib.parse
 from pathlib import Path
 
-from reranker.errors import PipelineError
-from reranker.model_paths import resolve_model
+from reranker.core.errors import PipelineError
+from reranker.core.paths import resolve_model
 
 # Model types whose position ids start after the padding index (RoBERTa's create_position_ids_from_input_ids), so
 # that pad_token_id + 1 of max_position_embeddings are never used for tokens

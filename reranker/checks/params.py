@@ -20,10 +20,10 @@ from reranker.checks.export import check_export
 from reranker.checks.models import check_model
 from reranker.checks.suspects import check_suspects
 from reranker.checks.training import SEED_LIMIT, check_training_args
-from reranker.errors import PipelineError, first_line
-from reranker.evaluation.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
-from reranker.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
+from reranker.core.errors import PipelineError, first_line
 from reranker.params import Params, read_params
+from reranker.training.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
+from reranker.training.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
 
 
 def check_params(path: str | Path = "params.yaml") -> Params:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reranker.data import load_source, to_recipe_columns
-from reranker.errors import PipelineError
-from reranker.loss_inputs import LOSS_INPUT
-from reranker.sources import local_files
-from reranker.verdicts import FOLDER, read_verdicts, unknown
+from reranker.core.errors import PipelineError
+from reranker.data.loading import load_source, to_recipe_columns
+from reranker.data.sources import local_files
+from reranker.mining.verdicts import FOLDER, read_verdicts, unknown
+from reranker.training.loss_inputs import LOSS_INPUT
 
 
 def check_suspects(params) -> None:

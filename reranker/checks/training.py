@@ -15,8 +15,8 @@ import re
 import tempfile
 from typing import Any
 
-from reranker.errors import PipelineError
-from reranker.launch import check_precision
+from reranker.core.errors import PipelineError
+from reranker.training.launch import check_precision
 
 # Declared scalar types whose values can be checked from YAML alone
 SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}

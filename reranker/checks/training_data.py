@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 RUN_LENGTH_FIELDS = ("per_device_train_batch_size", "dataloader_drop_last", "gradient_accumulation_steps", "max_steps",
                      "num_train_epochs", "warmup_steps", "eval_strategy", "eval_steps", "save_strategy", "save_steps",

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reranker.relevance import is_relevant
+from reranker.core.relevance import is_relevant
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]

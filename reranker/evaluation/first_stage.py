@@ -5,7 +5,7 @@ in rank order (score descending, ties by document id), so the same inputs give t
 
 Example::
 
-    from reranker.evaluation.collections import load_collection
+    from reranker.data.collections import load_collection
     from reranker.evaluation.first_stage import bm25_run, write_trec_run
 
     collection = load_collection("wikiqa", "../shared/data/beir/wikiqa-dev")
@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from reranker.evaluation.collections import Collection
+    from reranker.data.collections import Collection
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Per-query ranking measures, and the per-query CSV file the evaluate stage writes and `reranker.compare` reads.
+"""Per-query ranking measures, and the per-query CSV file the evaluate stage writes and
+`reranker.commands.compare` reads.
 
 The measures are those sentence-transformers' ``CrossEncoderRerankingEvaluator`` reports (``ndcg@k``, ``mrr@k``,
 ``map``), computed per query with ir-measures (pytrec_eval for nDCG and AP, the MS MARCO evaluator for RR@k), so that
@@ -17,10 +18,10 @@ from collections.abc import Mapping
 
 import ir_measures
 
-from reranker.errors import PipelineError
-from reranker.evaluation.metric_names import RERANKING_METRICS, reranking_metrics
+from reranker.core.errors import PipelineError
+from reranker.training.metric_names import RERANKING_METRICS, reranking_metrics
 
-# Our name (reranker.evaluation.metric_names, the one place that knows them) -> the ir-measures name, both
+# Our name (reranker.training.metric_names, the one place that knows them) -> the ir-measures name, both
 # templated on the cut-off
 IR_MEASURES: dict[str, str] = {
     "ndcg@{at_k}": "nDCG@{at_k}",
@@ -134,7 +135,7 @@ def per_query_path(collection: str) -> str:
 
 
 def write_per_query(path: str | os.PathLike, runs: Mapping[str, Mapping[str, Mapping[str, float]]]) -> None:
-    """Write one collection's per-query values, the file `reranker.compare` reads.
+    """Write one collection's per-query values, the file `reranker.commands.compare` reads.
 
     The CSV's header is ``query_id,run,<measure names...>``, with one row per (query, run), rows sorted by query
     id and then run in :data:`RUN_NAMES` order; values are written in full precision.

@@ -17,8 +17,8 @@ import pandas as pd
 from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
 from reranker.evaluation.measures import JUDGED, judged, per_query
-from reranker.evaluation.metric_names import primary_metric
 from reranker.evaluation.significance import compare_paired, significant
+from reranker.training.metric_names import primary_metric
 
 
 def reranking_sets(evaluate, mine_dir: Path, retrieve_dir: Path) -> dict[str, dict]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reranker.relevance import is_relevant
+from reranker.core.relevance import is_relevant
 
 
 def score_distribution(scores: np.ndarray, labels, bins: int = 20) -> pd.DataFrame:

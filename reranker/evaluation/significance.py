@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 # Bounds the sign matrix of one batch of resamples (about 32 MiB of float64), whatever the number of queries
 _RESAMPLE_BATCH_VALUES = 1 << 22
@@ -123,7 +123,7 @@ def significant(result: Mapping[str, float], alpha: float = 0.05) -> bool:
     a loss.
 
     The confidence interval must exclude 0 and the p-value be below ``alpha``; the Holm-adjusted ``p_holm`` is used
-    when the result has one (a comparison within a family, as in `reranker.compare`), else ``p_value``.
+    when the result has one (a comparison within a family, as in `reranker.commands.compare`), else ``p_value``.
 
     Args:
         result (Mapping[str, float]): A :func:`compare_paired` result, optionally with ``p_holm`` added.

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reranker.markdown_cells import REPORT_CELL, markdown_text
+from reranker.core.outputs import REPORT_CELL, markdown_text
 
 
 def unjudged_top(candidates: pd.DataFrame, scores, qrels: dict, at_k: int) -> pd.DataFrame:

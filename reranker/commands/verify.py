@@ -23,7 +23,7 @@ import yaml
 
 from reranker.card.provenance import code_files, file_md5, lock_md5, path_md5, tree_md5
 from reranker.card.render import LOADER_FILE
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 CARD_FILE = "README.md"  # the card replaces data/model's own README.md in the hub folder: not a weight file
 

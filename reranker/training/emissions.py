@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-from reranker.outputs import write_json
+from reranker.core.outputs import write_json
 
 
 @contextlib.contextmanager

@@ -7,9 +7,9 @@ from __future__ import annotations
 from datasets import Value
 from sentence_transformers.cross_encoder import CrossEncoderTrainer
 
-from reranker.batching import LengthGroupedTrainer
-from reranker.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
-from reranker.losses import build_loss
+from reranker.training.batching import LengthGroupedTrainer
+from reranker.training.cross_encoder import TokenIdCrossEncoder, load_cross_encoder
+from reranker.training.losses import build_loss
 
 
 def build_trainer(train, max_length: int, args, train_dataset, *, eval_dataset=None, evaluators=None,
@@ -41,7 +41,7 @@ def build_trainer(train, max_length: int, args, train_dataset, *, eval_dataset=N
     # 3. Loss, named in params
     loss = build_loss(model, train.loss, train.loss_args)
 
-    # 5. Trainer; train.group_by_length: batches of similar length pad less (reranker/batching.py)
+    # 5. Trainer; train.group_by_length: batches of similar length pad less (reranker/training/batching.py)
     trainer_class = LengthGroupedTrainer if train.group_by_length else CrossEncoderTrainer
     return trainer_class(model=model, args=args, train_dataset=train_dataset, eval_dataset=eval_dataset, loss=loss,
                          evaluator=evaluators or None, callbacks=callbacks or [])

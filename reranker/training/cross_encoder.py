@@ -7,9 +7,9 @@ import importlib
 
 from sentence_transformers.cross_encoder import CrossEncoder
 
-from reranker.errors import PipelineError
-from reranker.model_paths import loading_model, resolve_model
-from reranker.token_ids import PairEncoder, is_token_id_pairs
+from reranker.core.errors import PipelineError
+from reranker.core.paths import loading_model, resolve_model
+from reranker.training.token_ids import PairEncoder, is_token_id_pairs
 
 
 class TokenIdCrossEncoder(CrossEncoder):

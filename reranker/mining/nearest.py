@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 FAISS_MISSING = ("mine.use_faiss is true but faiss is not installed; pip install -e '.[faiss]' "
                  "or set mine.use_faiss false")

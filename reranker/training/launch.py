@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 
 def check_precision(args: dict) -> None:

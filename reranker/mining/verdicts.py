@@ -1,4 +1,4 @@
-"""A person's verdicts on reviewed suspects (mined negatives that may be relevant, reranker.suspects): a plain
+"""A person's verdicts on reviewed suspects (mined negatives that may be relevant, reranker.mining.suspects): a plain
 tab-separated file, named by `mine.suspects.verdicts`, with a header and one reviewed (query, document) a line:
 
     query	document	relevant
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 
 COLUMNS = ("query", "document", "relevant")
 VALUES = {"yes": True, "no": False}

@@ -1,5 +1,5 @@
 """The false-negative audit of mined hard negatives: which mined negatives look relevant (suspects), by which rule,
-and what the training data does with them (the policy, overruled by a person's verdicts, reranker.verdicts).
+and what the training data does with them (the policy, overruled by a person's verdicts, reranker.mining.verdicts).
 
 A mined "negative" may be relevant: nobody labelled it, and the harder the negative, the likelier. The rules
 (`mine.suspects`, reranker.params.SuspectsParams) compare the candidate's score with its positive's, both scored by
@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reranker.markdown_cells import REPORT_CELL, markdown_text
-from reranker.verdicts import flagged_by, text_id
+from reranker.core.outputs import REPORT_CELL, markdown_text
+from reranker.mining.verdicts import flagged_by, text_id
 
 RULES = ("absolute_margin", "positive_share", "teacher_threshold")
 RANK_BUCKETS = ((1, 1, "1"), (2, 3, "2-3"), (4, 10, "4-10"), (11, 30, "11-30"), (31, None, "31+"))

@@ -7,7 +7,7 @@ import inspect
 import torch
 from sentence_transformers.cross_encoder import CrossEncoder, losses
 
-from reranker.cross_encoder import import_object
+from reranker.training.cross_encoder import import_object
 
 
 def build_loss(model: CrossEncoder, name: str, loss_args: dict):

@@ -25,7 +25,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from reranker.errors import PipelineError
+from reranker.core.errors import PipelineError
 from reranker.evaluation.measures import PER_QUERY_DIR, per_query_path, read_per_query
 
 # dvc and scipy.stats (reranker.evaluation.significance) are imported where they are used: together they take about

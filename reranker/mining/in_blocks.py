@@ -9,7 +9,7 @@ corpus whatever the batch size. Calling it once per block of queries changes its
 depth (range_max + max_positives + 1) and the range_max it derives use the largest
 number of positives of any query in the dataset it is given (lines 354-357, 365-376, 536/547), so a block whose
 queries have fewer positives searches less deep and, with max_score, margins or random sampling, mines other
-negatives. So this module searches with `reranker.nearest.top_k` (exact search over blocks of queries and
+negatives. So this module searches with `reranker.mining.nearest.top_k` (exact search over blocks of queries and
 documents, or FAISS on the corpus in place) and re-implements the selection after the search (lines 566-880):
 options, checks and output rows as the library's, the dataset-wide max_positives, and the same `random.sample`
 calls in the same query order, so that a run seeded with `random.seed` mines what the library mines
@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from reranker.embeddings import read_rows
-from reranker.nearest import top_k
+from reranker.mining.embeddings import read_rows
+from reranker.mining.nearest import top_k
 
 OUTPUT_FORMATS = ("n-tuple", "labeled-pair", "labeled-list")
 
@@ -71,14 +71,14 @@ def mine_hard_negatives_in_blocks(
             (range_max + max_positives) candidates.
         corpus_batch_size: documents per score block of the exact search; None scores the whole corpus at once.
         use_faiss: search with FAISS (exact inner product, as the library's IndexFlatIP) instead of torch.
-        index: with use_faiss, a FAISS index of `corpus_embeddings` (`reranker.nearest.corpus_index`, e.g. IVF) to
-            search instead, approximately; the selection after the search is the same.
+        index: with use_faiss, a FAISS index of `corpus_embeddings` (`reranker.mining.nearest.corpus_index`, e.g.
+            IVF) to search instead, approximately; the selection after the search is the same.
         show_progress_bar: show a progress bar over the queries (on a terminal only). It advances once a block's
             rows are consumed, so it also counts what the caller does with each block (e.g. a teacher's scoring).
         desc: the progress bar's description.
         with_ranks: also write each negative's first-stage rank (1-based, in the search's order, positives
-            included), for the false-negative audit (reranker.suspects): a `rank` column (0 on a positive's row) for
-            labelled pairs, `rank_1..rank_n` for n-tuples, `ranks` (0 for the positive) for labelled lists. The
+            included), for the false-negative audit (reranker.mining.suspects): a `rank` column (0 on a positive's row)
+            for labelled pairs, `rank_1..rank_n` for n-tuples, `ranks` (0 for the positive) for labelled lists. The
             library has no such column; off, the rows are the library's.
 
     Returns:
@@ -93,7 +93,7 @@ def mine_hard_negatives_in_blocks(
             import pandas as pd
             from sentence_transformers import SentenceTransformer
 
-            from reranker.chunked_mining import mine_hard_negatives_in_blocks
+            from reranker.mining.in_blocks import mine_hard_negatives_in_blocks
 
             model = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
             dataset = {"query": ["what is a caldera?", "who wrote hamlet?"],

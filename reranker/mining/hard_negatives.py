@@ -1,6 +1,6 @@
 """Hard-negative mining: which corpus each split mines from, the embeddings the embed stage stores for the mine
 stage, the library's output format for each loss input, and the dev reranking set built from the mined
-candidates. The mining itself is `reranker.chunked_mining` (sentence-transformers' `mine_hard_negatives` over
+candidates. The mining itself is `reranker.mining.in_blocks` (sentence-transformers' `mine_hard_negatives` over
 stored embeddings, in bounded memory)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reranker import embeddings
-from reranker.errors import PipelineError
-from reranker.relevance import is_relevant
+from reranker.core.errors import PipelineError
+from reranker.core.relevance import is_relevant
+from reranker.mining import embeddings
 
 # mine_hard_negatives' output format for each loss input, and the column names the later stages use
 OUTPUT_FORMAT = {"pair": "labeled-pair", "tuple": "n-tuple", "list": "labeled-list"}

@@ -12,12 +12,14 @@ from sentence_transformers.cross_encoder.evaluation import (
     CrossEncoderRerankingEvaluator,
 )
 
-from reranker.errors import PipelineError
-from reranker.evaluation.metric_names import nanobeir_mean_name, split_evaluator_key
-from reranker.paths import outside_path
-from reranker.relevance import is_relevant
+from reranker.core.errors import PipelineError
+from reranker.core.paths import outside_path
+from reranker.core.relevance import is_relevant
+from reranker.training.metric_names import nanobeir_mean_name, split_evaluator_key
 
 EVALUATOR_ORDER = ("reranking", "classification", "nanobeir")
+# The evaluators the evaluate stages run through the library; the dev reranking is one of the pipeline's reranking sets
+LIBRARY_EVALUATORS = ("classification", "nanobeir")
 
 
 def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[str, object]:

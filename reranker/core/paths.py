@@ -1,14 +1,26 @@
-"""Where a model param points: a hub id, a local folder, or `pkg:MODULE` (the `model/` folder of an installed
-Python package), and what a loader of it still finds wrong (a hub id that cannot be fetched) as one line."""
+"""Where a path param points: paths that leave the repository, and models. A model param is a hub id, a local
+folder, or `pkg:MODULE` (the `model/` folder of an installed Python package); what a loader of it still finds wrong
+(a hub id that cannot be fetched) is one line."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from pathlib import Path
 
-from reranker.errors import PipelineError
-from reranker.paths import outside_path
+from reranker.core.errors import PipelineError
+
+
+def outside_path(path: str) -> str:
+    """A params path that leaves the repository (../shared/data) is relative to the user's checkout. A queued
+    experiment runs in a temporary copy of it under .dvc/tmp/exps, and DVC names the checkout in DVC_ROOT.
+
+    Example: ``outside_path("../shared/data/wikiqa")`` is ``$DVC_ROOT/../shared/data/wikiqa`` in a queued run.
+    """
+    if os.path.isabs(path) or not path.startswith(".."):
+        return path
+    return os.path.normpath(os.path.join(os.environ.get("DVC_ROOT", "."), path))
 
 
 def resolve_model(spec: str) -> str:

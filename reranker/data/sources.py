@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from reranker.errors import PipelineError
-from reranker.paths import outside_path
+from reranker.core.errors import PipelineError
+from reranker.core.paths import outside_path
 
 LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 FORMAT_NAMES = {"parquet": "Parquet", "json": "JSON lines / JSON", "csv": "CSV"}

@@ -6,7 +6,7 @@ text (:func:`normalise`), and either refuses to run or drops the training rows o
 
 Example::
 
-    from reranker.leakage import normalise, shared_queries
+    from reranker.data.leakage import normalise, shared_queries
 
     normalise("  Is CO2 a greenhouse gas?")  # 'is co2 a greenhouse gas'
     shared_queries(["is co2 a greenhouse gas"], ["Is CO2 a Greenhouse gas?", "other"])  # ['Is CO2 a Greenhouse gas?']
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reranker.errors import PipelineError
-from reranker.evaluation import collections as loading
+from reranker.core.errors import PipelineError
+from reranker.data import collections as loading
 
 NORMALISATION = "Unicode NFKC, case-folded, punctuation removed, whitespace collapsed"
 

@@ -11,7 +11,7 @@ Where a collection comes from (``source``):
 
 Example::
 
-    from reranker.evaluation.collections import load_collection
+    from reranker.data.collections import load_collection
 
     collection = load_collection("climatefever", "../shared/data/nano-local", split="climatefever")
     len(collection.corpus), len(collection.queries)  # (5240, 50)
@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from reranker.errors import PipelineError, first_line
-from reranker.paths import outside_path
+from reranker.core.errors import PipelineError, first_line
+from reranker.core.paths import outside_path
 
 # The short names that sentence-transformers' CrossEncoderNanoBEIREvaluator accepts and the split each one names
 # (`Nano{DATASET_NAME_TO_HUMAN_READABLE[name]}`). A copy, because checking params must not import torch; the tests
@@ -90,7 +90,7 @@ def load_collection(name: str, source: str, split: str = "test", qrels_source: s
     Args:
         name: The name it is reported under.
         source: A BEIR folder, a NanoBEIR folder or a hub id (see the module docstring); a path starting with
-            ``..`` is resolved against ``DVC_ROOT`` (see :func:`reranker.paths.outside_path`).
+            ``..`` is resolved against ``DVC_ROOT`` (see :func:`reranker.core.paths.outside_path`).
         split: The qrels split (BEIR: ``qrels/<split>.tsv``, or the split of ``qrels_source``), or for NanoBEIR the
             collection, by its short name (``"climatefever"``, as CrossEncoderNanoBEIREvaluator) or its split name.
         qrels_source: For a BEIR collection on the hub, the hub dataset that holds its qrels (``"BeIR/scifact-qrels"``,

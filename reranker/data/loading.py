@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from reranker.errors import PipelineError, first_line
-from reranker.relevance import is_relevant
-from reranker.sources import (
+from reranker.core.errors import PipelineError, first_line
+from reranker.core.relevance import is_relevant
+from reranker.data.sources import (
     FORMAT_NAMES,
     NUMBER_COLUMNS,
     SHAPE_COLUMNS,

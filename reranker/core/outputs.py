@@ -1,11 +1,14 @@
 """Outputs that appear whole or not at all: a failed or killed stage never leaves a half-written file that
-looks done, and DVC records a stage only after it succeeds."""
+looks done, and DVC records a stage only after it succeeds. Data texts inside Markdown outputs (the model card, the
+suspects report, the unjudged documents): any text may hold markup, pipes or newlines, which must show as they are,
+never run or break the table they sit in."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -76,3 +79,20 @@ def write_frames(frames, path: str | Path) -> int:
     if writer is None and first is not None:
         first.to_parquet(path, index=False)
     return rows
+
+
+REPORT_CELL = 400  # characters of a text in a review report's cell: enough to judge it, short enough to scan
+
+
+def markdown_text(value, limit: int = 300) -> str:
+    """Data text inside Markdown: one line, no HTML, no table or emphasis syntax, so a row cannot inject
+    markup or break the table it sits in; cut at `limit` characters.
+
+    Example:
+        >>> print(markdown_text("<script>x</script> | *a*"))
+        &lt;script&gt;x&lt;/script&gt; \\| \\*a\\*
+    """
+    text = re.sub(r"\s+", " ", str(value)).strip()
+    text = text[:limit] + ("…" if len(text) > limit else "")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
