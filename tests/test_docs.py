@@ -87,3 +87,27 @@ def test_relative_links_point_at_existing_files(page):
         elif anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)} links to files or headings that do not exist: {broken}"
+
+
+def test_readme_states_the_committed_default_run():
+    """The README's "What the default run shows" quotes metrics/evaluate.json as committed: each figure it gives
+    for the held-out topics and the dev set is the metric's value at the README's precision."""
+    import json
+
+    metrics = json.loads((ROOT / "metrics" / "evaluate.json").read_text())
+    text = (ROOT / "README.md").read_text().split("## What the default run shows", 1)[1].split("\n## ", 1)[0]
+    held_out, dev = (line.replace("−", "-") for line in text.strip().splitlines()[:2])
+
+    def figures(comparison: dict) -> str:
+        return (f"{comparison['delta']:+.3f} [{comparison['ci_low']:+.3f}, {comparison['ci_high']:+.3f}]"
+                .replace("+-", "-"))
+
+    entry, ndcg = metrics["heldout-topics"], "ndcg@10"
+    assert f"ndcg@10 is {entry['trained'][ndcg]:.3f}" in held_out
+    assert f"{figures(entry['vs_retrieval'][ndcg])} over BM25" in held_out
+    assert f"(p = {entry['vs_retrieval'][ndcg]['p_value']:.2g})" in held_out
+    assert f"{figures(entry['vs_embedding_model'][ndcg])} below the embedding model" in held_out
+    assert entry["vs_embedding_model"][ndcg]["delta"] < 0 < entry["vs_retrieval"][ndcg]["delta"]
+    entry = metrics["dev"]
+    assert f"it is {entry['trained'][ndcg]:.3f}, {figures(entry['vs_embedding_model'][ndcg])} below it" in dev
+    assert entry["vs_embedding_model"][ndcg]["delta"] < 0
