@@ -75,6 +75,18 @@ def pairs_per_epoch(dataset: Dataset) -> int:
     return total
 
 
+def logged_mean_loss(log_history: list[dict]) -> float | None:
+    """The training loss over the logged steps, each logged value (a mean over its interval) weighted by its
+    interval's steps, rounded to 4 digits; None when no loss was logged. Example: losses 1.0 at step 3 and 0.5 at
+    step 6 give 0.75."""
+    total, previous = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry:
+            total += entry["loss"] * (entry["step"] - previous)
+            previous = entry["step"]
+    return round(total / previous, 4) if previous else None
+
+
 @entrypoint
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -157,11 +169,17 @@ def main() -> None:
         "wise_ft_alpha": train.wise_ft_alpha,
         "versions": {"python": platform.python_version(), **{name: version(name) for name in FRAMEWORKS}},
     })
+    # A resumed run trained only the steps after its checkpoint here: the trainer's mean loss and the speed of this
+    # process cover those alone, so the loss is the logged losses' mean over the whole run and the speed this part's
+    resumed_at = int(Path(resume_from).name.rpartition("-")[2]) if resume_from else 0
+    share_trained_here = (state.global_step - resumed_at) / max(state.global_step, 1)
     metrics = {
-        "train_loss": round(result.training_loss, 4),
+        "train_loss": (round(result.training_loss, 4) if not resume_from
+                       else logged_mean_loss(state.log_history)),
         "steps": state.global_step,
         "best_step": state.best_global_step,
-        "pairs_per_second": round(pairs_per_epoch(train_dataset) * args.num_train_epochs / seconds, 2),
+        "pairs_per_second": (round(pairs_per_epoch(train_dataset) * args.num_train_epochs * share_trained_here
+                                   / seconds, 2) if share_trained_here > 0 else None),
         "processes": processes,
         "wise_ft_alpha": train.wise_ft_alpha,
         "seconds": round(seconds, 1),

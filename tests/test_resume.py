@@ -39,6 +39,9 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(reproduced, tm
     assert "train: resuming from data/checkpoints/checkpoint-12" in resumed.stdout, resumed.stdout[-3000:]
     killed = json.loads((repo / "metrics/train.json").read_text())
     assert killed["steps"] == 16
+    # the loss of the whole run, not of the 4 steps after the checkpoint alone
+    uninterrupted_loss = json.loads((reproduced / "metrics/train.json").read_text())["train_loss"]
+    assert abs(killed["train_loss"] - uninterrupted_loss) < 0.15 * uninterrupted_loss, (killed, uninterrupted_loss)
     trained = json.loads((repo / "metrics/evaluate.json").read_text())["dev"]["trained"]
     uninterrupted = json.loads((reproduced / "metrics/evaluate.json").read_text())["dev"]["trained"]
     for metric, value in uninterrupted.items():
