@@ -147,6 +147,8 @@ def bench_params(data: Path, model: Path, args) -> dict:
     without evaluation or checkpoints."""
     return {
         "download.source": str(data),
+        "card.model_name": "bench scale reranker",  # not the sample recipe's: other data
+        "card.model_id": "bench/scale-reranker",
         "download.limit": None,
         "download.shape": "pairs",
         "download.columns": {"query": "question", "document": "answer"},

@@ -1,6 +1,8 @@
 """`rerank`: what users run besides `dvc`.
 
-    rerank check [PARAMS] [--json]     every check of params.yaml and what it points at, before a run
+    rerank check [PARAMS] [-S KEY=VALUE ...] [--json]
+                                       every check of params.yaml and what it points at, before a run; with -S,
+                                       of the params `dvc exp run -S KEY=VALUE ...` would compose from conf/
     rerank compare [REV ...]           experiments' rankings compared query by query, with intervals and p-values
     rerank verify [MODEL_DIR] [--rev REV] [--json]
                                        a model card's content hashes against dvc.lock, and its weights
@@ -20,20 +22,50 @@ from reranker.commands import compare
 from reranker.core.errors import PipelineError, entrypoint
 
 
+def composed(overrides: list[str], folder: Path) -> Path:
+    """params.yaml as `dvc exp run -S ...` composes it from conf/ with these Hydra overrides, written in `folder`:
+    the workspace's params.yaml is never touched."""
+    from dvc.utils.hydra import compose_and_dump
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    conf = Path("conf").resolve()
+    if not (conf / "config.yaml").is_file():
+        raise PipelineError(f"-S needs conf/config.yaml to compose from ({conf} has none); run rerank check in the "
+                            "repository's root")
+    path = folder / "params.yaml"
+    try:
+        compose_and_dump(str(path), str(conf), None, "config", "", overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as error:
+        raise PipelineError(f"-S {' -S '.join(overrides)} does not compose from conf/: "
+                            f"{' '.join(str(error).split())[:300]}; check each key and its syntax (quote a value "
+                            "with commas: key='a,b')") from None
+    return path
+
+
 def check(args: argparse.Namespace) -> None:
+    import tempfile
+
     from reranker.checks.params import check_params
 
+    with tempfile.TemporaryDirectory() as folder:
+        params_path = composed(args.set_param, Path(folder)) if args.set_param else args.params
+        run_checks(args, params_path, check_params)
+
+
+def run_checks(args: argparse.Namespace, params_path: Path, check_params) -> None:
+    label = " ".join(f"-S {override}" for override in args.set_param) if args.set_param else str(args.params)
     try:
-        params = check_params(args.params)
+        params = check_params(params_path)
     except PipelineError as error:
         if not args.json:
             raise
-        print(json.dumps({"params": str(args.params), "ok": False, "error": str(error)}))
+        print(json.dumps({"params": label, "ok": False, "error": str(error)}))
         sys.exit(1)
     if args.json:
-        print(json.dumps({"params": str(args.params), "ok": True, "recipe": params.recipe}))
+        print(json.dumps({"params": label, "ok": True, "recipe": params.recipe}))
     else:
-        print(f"{args.params}: ok (recipe {params.recipe})")
+        print(f"{label}: ok (recipe {params.recipe})")
 
 
 def verify(args: argparse.Namespace) -> None:
@@ -67,6 +99,9 @@ def parser() -> argparse.ArgumentParser:
             "source, each model (its files, config and tokenizer), the training arguments, the collections and their "
             "run files. Seconds; nothing is written."))
     checking.add_argument("params", nargs="?", default=Path("params.yaml"), type=Path, help="default: params.yaml")
+    checking.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                          help="check the params `dvc exp run -S KEY=VALUE` would compose from conf/ (repeatable), "
+                               "in place of PARAMS; params.yaml is not changed")
     checking.add_argument("--json", action="store_true", help="print one JSON object: {params, ok, error|recipe}")
     checking.set_defaults(handler=check)
     comparing = commands.add_parser(

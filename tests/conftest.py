@@ -58,6 +58,9 @@ TINY_PARAMS = {
         {"name": "wikiqa", "source": str(SHARED_DATA / "beir/wikiqa-dev"), "first_stage": "bm25", "k": 4},
     ],
     "evaluate.significance.resamples": 2000,
+    # a model of its own: tests point download.source at other data, which the sample recipe's card would misname
+    "card.model_name": "tiny test reranker",
+    "card.model_id": "test-org/tiny-reranker",
     # no export variant but in the shared reproduced pipeline, which builds the cheapest one; calibration and timing
     # at a tiny scale: seconds, not minutes
     "export.variants": [],
