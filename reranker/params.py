@@ -6,8 +6,8 @@ reruns no stage that does work."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Annotated, Any, Literal
+from types import SimpleNamespace, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -23,9 +23,14 @@ from ruamel.yaml import YAML, YAMLError
 
 from reranker.core.errors import PipelineError
 
+# Every number's range is a Field limit here, where the schema is validated (the check stage validates it first);
+# what a value means next to another key's is checked in reranker/checks/. No number is NaN or infinite.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]  # numpy's seeds lie in [0, 2**32)
+Cosine = Annotated[float, Field(ge=-1, le=1)]  # the embedding model's cosine (the embed stage normalises)
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class SourceParams(Section):  # one more training data set (download.more_sources), read as download.source is
@@ -43,7 +48,7 @@ class SourceParams(Section):  # one more training data set (download.more_source
 class DownloadParams(SourceParams):  # the recipe's data: a source's fields, and what becomes of its rows
     shape: Literal["pairs", "labelled_pairs", "scored_pairs", "listwise"] = "pairs"
     dev_queries: PositiveInt
-    seed: int
+    seed: Seed
     # A training query that is also an evaluation query (a collection's, NanoBEIR's or a dev query, compared as
     # normalised text) stops the download stage; true drops those queries' training rows instead
     # (reranker/data/leakage.py)
@@ -64,10 +69,11 @@ class MineTrainParams(Section):  # the options of sentence-transformers' mine_ha
     num_negatives: PositiveInt
     range_min: NonNegativeInt = 0
     range_max: PositiveInt | None = None
-    max_score: float | None = None
-    min_score: float | None = None
-    absolute_margin: float | None = None
-    relative_margin: float | None = None
+    max_score: Cosine | None = None
+    min_score: Cosine | None = None
+    absolute_margin: Annotated[float, Field(ge=0, le=2)] | None = None  # cosines differ by at most 2
+    # a negative scoring above (1 - relative_margin) x its positive's score is discarded
+    relative_margin: Annotated[float, Field(ge=0, lt=1)] | None = None
     sampling_strategy: Literal["top", "random"] = "top"
 
 
@@ -89,9 +95,10 @@ class TeacherParams(Section):  # whose scores MSELoss and MarginMSELoss learn, a
 class SuspectsParams(Section):  # the false-negative audit of the mined negatives (reranker/mining/suspects.py)
     # The rules, on the teacher's scores (the cross-encoder teacher's, else the embedding model's cosine); null
     # turns a rule off. absolute_margin: the candidate within this of its positive's score, or above it.
-    absolute_margin: float | None = None
+    absolute_margin: NonNegativeFloat | None = None
     positive_share: NonNegativeFloat | None = None  # the candidate above this share of the positive's score
-    teacher_threshold: float | None = None  # a cross-encoder teacher's score of the candidate at least this
+    # a cross-encoder teacher's score (a logit, or its activation's) of the candidate at least this: any finite number
+    teacher_threshold: float | None = None
     # What training does with an unreviewed suspect: keep it a negative, drop it, or make it a positive (pair and
     # list losses only); a verdict overrules the policy
     policy: Literal["keep", "drop", "positive"] = "keep"
@@ -100,7 +107,7 @@ class SuspectsParams(Section):  # the false-negative audit of the mined negative
 
 
 class MineParams(Section):
-    seed: int
+    seed: Seed
     teacher: TeacherParams | None = None
     use_faiss: bool = False  # search with FAISS (pip install -e '.[faiss]'), else an exact search with torch
     # With use_faiss, the training queries' index: "Flat" is exact (the library's); an index factory string such as
@@ -175,9 +182,9 @@ class CollectionParams(Section):  # a collection the trained model reranks, with
 
 
 class SignificanceParams(Section):  # paired tests and intervals of trained vs first stage and vs base model
-    confidence: float = 0.95
+    confidence: float = Field(0.95, gt=0, lt=1)
     resamples: PositiveInt = 10000
-    seed: int = 0
+    seed: Seed = 0
 
 
 class FusionParams(Section):  # the trained model's scores fused with the first stage's (reranker/evaluation/fusion.py)
@@ -207,6 +214,8 @@ class CardParams(Section):
     base_model_id: str | None = None  # the base model's hub id, for a local or pkg: train.base_model; null: that
     language: str
     license: str
+    # the repository the model was trained in (its code, dvc.lock and provenance), linked from the card; null: none
+    repository: Annotated[str, Field(pattern=r"^https?://[^\s()<>]+$")] | None = None
 
 
 # The export stage's variants (reranker/export/variants.py, where each is built): fp32 ONNX with ONNX Runtime's
@@ -233,7 +242,7 @@ class ExportParams(Section):
     variants: list[ExportVariant] = ["openvino-int8"]  # empty: no export; the card ships the torch model alone
     quantization: Literal["avx512_vnni", "avx512", "avx2", "arm64"] = "avx2"  # the CPU the int8 ONNX variants are for
     calibration_pairs: PositiveInt = 300  # static int8: (query, document) pairs drawn from the training data
-    seed: int = 12  # draws the calibration pairs
+    seed: Seed = 12  # draws the calibration pairs
     gate: ExportGateParams = ExportGateParams()
     latency: ExportLatencyParams = ExportLatencyParams()
 
@@ -288,6 +297,71 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 
 def schema_error(error: ValidationError, path, prefix: tuple = ()) -> PipelineError:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in (*prefix, *first["loc"]))
-    return PipelineError(f"{path}: '{key}' {first['msg'][0].lower()}{first['msg'][1:]}; run `rerank check` for the "
-                         "fix")
+    loc = (*prefix, *first["loc"])
+    key = ".".join(str(part) for part in loc)
+    got = f", got {first['input']!r}" if first["type"] in LIMIT_ERRORS else ""
+    return PipelineError(f"{path}: '{key}' {problem(first, loc)}{got}; run `rerank check` for the fix")
+
+
+# pydantic's error types for a value outside a Field limit
+LIMIT_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def problem(first: dict, loc: tuple) -> str:
+    """What pydantic found wrong with the value at `loc` (a key's parts from Params down), as the end of a
+    sentence naming the key: a number outside its range says the whole range, e.g. "must lie in [0, 1)"."""
+    if first["type"] in LIMIT_ERRORS and (limits := field_limits(loc)):
+        return f"must {describe_range(limits)}"
+    return f"{first['msg'][0].lower()}{first['msg'][1:]}"
+
+
+def field_limits(loc: tuple) -> dict[str, float]:
+    """The Field limits (gt, ge, lt, le) of the key at `loc`, e.g. ("export", "gate", "max_loss") -> {"ge": 0,
+    "lt": 1}; {} where the key has none or is not a field of Params."""
+    model, field = Params, None
+    for part in loc:
+        if isinstance(part, int):  # a list's item: the list's type was looked into below
+            continue
+        if model is None or part not in model.model_fields:
+            return {}
+        field = model.model_fields[part]
+        model = next((t for t in inner_types(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)),
+                     None)
+    return limits_of(field.annotation, field.metadata) if field is not None else {}
+
+
+def inner_types(annotation) -> list:
+    """The types inside an annotation: a union's members, a list's item type, and theirs."""
+    inner = [annotation]
+    for argument in get_args(annotation) if get_origin(annotation) is not Annotated else get_args(annotation)[:1]:
+        inner += inner_types(argument)
+    return inner
+
+
+def limits_of(annotation, metadata=()) -> dict[str, float]:
+    """The limits in a field's metadata and its annotation (through Annotated and `| None`)."""
+    found = {}
+    for item in metadata:
+        found |= {name: getattr(item, name) for name in ("gt", "ge", "lt", "le")
+                  if getattr(item, name, None) is not None}
+        found |= limits_of(None, getattr(item, "metadata", ()))  # a Field(...) inside Annotated
+    if get_origin(annotation) is Annotated:
+        found |= limits_of(get_args(annotation)[0], annotation.__metadata__)
+    elif get_origin(annotation) in (Union, UnionType):
+        for member in get_args(annotation):
+            found |= limits_of(member)
+    return found
+
+
+def describe_range(limits: dict[str, float]) -> str:
+    """E.g. {"ge": 0, "lt": 1} -> "lie in [0, 1)"; {"gt": 0} -> "be above 0"."""
+    def number(value) -> str:
+        return "2**32" if value == 2**32 else f"{value:g}"
+
+    low = f"[{number(limits['ge'])}" if "ge" in limits else f"({number(limits['gt'])}" if "gt" in limits else None
+    high = f"{number(limits['le'])}]" if "le" in limits else f"{number(limits['lt'])})" if "lt" in limits else None
+    if low and high:
+        return f"lie in {low}, {high}"
+    if low:
+        return f"be at least {number(limits['ge'])}" if "ge" in limits else f"be above {number(limits['gt'])}"
+    return f"be at most {number(limits['le'])}" if "le" in limits else f"be below {number(limits['lt'])}"

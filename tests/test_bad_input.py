@@ -354,7 +354,7 @@ BAD_EVALUATION = {
     "k above the corpus": ({"evaluate.collections": [{"name": "wiki", "source": str(SHARED_DATA / "beir/wikiqa-dev"),
                                                       "k": 10000}]}, ["k is 10000", "9270 documents", "lower k"]),
     "fusion weight above 1": ({"evaluate.fusion": {"first_stage_weight": 1.5}},
-                              ["'evaluate.fusion.first_stage_weight'", "less than or equal to 1", "got 1.5"]),
+                              ["'evaluate.fusion.first_stage_weight'", "must lie in [0, 1]", "got 1.5"]),
 }
 
 

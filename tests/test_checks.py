@@ -77,6 +77,7 @@ def test_a_bad_run_file_fails_the_check_before_any_stage_works(tmp_path, monkeyp
                                                             "did you mean 'activation_fn'"]),
     ({"loss_args": {"activation_fn": "Identity"}}, ["train.loss_args.activation_fn", "not a dotted class path"]),
     ({"config_kwargs": {"attention_dropout_prob": 0.0}}, ["train.config_kwargs.attention_dropout_prob",
+                                                          "is not a field of",
                                                           "did you mean 'attention_probs_dropout_prob'"]),
     ({"activation_fn": "torch.nn.Identiti"}, ["train.activation_fn", "torch.nn has no 'Identiti'"]),
 ])

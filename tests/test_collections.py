@@ -174,7 +174,9 @@ def test_hub_sources_fail_in_one_line_offline():
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2, result.stdout
     assert "collection 'scifact'" in lines[0] and "'BeIR/scifact'" in lines[0] and "config 'corpus'" in lines[0]
+    assert ": could not load config 'corpus'" in lines[0]
     assert "'sentence-transformers/NanoBEIR-en'" in lines[1] and "hub is reachable" in lines[1]
+    assert ": could not read the splits of config 'corpus'" in lines[1]
 
 
 # Bad collections: one line naming the collection, the problem and the fix

@@ -188,18 +188,21 @@ def params_with(tmp_path, monkeypatch, verdicts_text: str | None, **suspects) ->
 QUESTION = "How do arteries differ from veins?"  # a question of the shipped sample
 
 
-@pytest.mark.parametrize("text, message", [
-    ("query\tdoc\trelevant\n", "has the columns ['query', 'doc', 'relevant']"),
-    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\tmaybe\n", "line 2 has relevant 'maybe'; write yes or no"),
-    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\n", "line 2 has 2 tab-separated fields"),
-    ("query\tdocument\trelevant\nq-0000000000\td-0000000000\tyes\n", "names query q-0000000000, which is not"),
-    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\tyes\n", "names document d-0000000000, which is not"),
+@pytest.mark.parametrize("text, words", [
+    ("query\tdoc\trelevant\n", ["has the columns ['query', 'doc', 'relevant']"]),
+    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\tmaybe\n",
+     ["line 2 has relevant 'maybe'; write yes or no"]),
+    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\n", ["line 2 has 2 tab-separated fields"]),
+    ("query\tdocument\trelevant\nq-0000000000\td-0000000000\tyes\n",
+     ["names query q-0000000000, which is not", "; fix or remove the line"]),
+    (f"query\tdocument\trelevant\n{QUESTION}\td-0000000000\tyes\n",
+     ["names document d-0000000000, which is not", "; fix or remove the line"]),
 ])
-def test_bad_verdict_files_fail_the_check_in_one_line(tmp_path, monkeypatch, text, message):
+def test_bad_verdict_files_fail_the_check_in_one_line(tmp_path, monkeypatch, text, words):
     params = params_with(tmp_path, monkeypatch, text)
     with pytest.raises(PipelineError, match="mine.suspects.verdicts") as error:
         check_suspects(params)
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert all(word in str(error.value) for word in words) and "\n" not in str(error.value), str(error.value)
 
 
 def test_a_good_verdict_file_passes_and_reads_texts_and_ids(tmp_path, monkeypatch):

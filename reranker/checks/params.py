@@ -14,14 +14,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from reranker.checks.card import check_card_names
 from reranker.checks.collections import check_evaluation
 from reranker.checks.data_source import check_sources
 from reranker.checks.export import check_export
 from reranker.checks.models import check_model
 from reranker.checks.suspects import check_suspects
-from reranker.checks.training import SEED_LIMIT, check_training_args
+from reranker.checks.training import check_training_args
 from reranker.core.errors import PipelineError, first_line
-from reranker.params import Params, read_params
+from reranker.params import Params, problem, read_params
 from reranker.training.loss_inputs import INPUT_COLUMNS, LOSS_INPUT, SHAPE_GIVES, TEACHER_LOSSES
 from reranker.training.metric_names import classification_metrics, nanobeir_mean_name, reranking_metrics
 
@@ -35,7 +36,7 @@ def check_params(path: str | Path = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as error:
-        raise PipelineError(describe_validation_error(error, path)) from None
+        raise validation_error(error, path) from None
     try:
         check_training_args(params.train.args)
         check_recipe(params)
@@ -55,13 +56,16 @@ def check_params(path: str | Path = "params.yaml") -> Params:
         check_evaluation(params.evaluate)
         check_emissions(params.emissions)
         check_export(params.export)
+        check_card_names(params.download, params.card)
     except PipelineError as error:
         message = str(error)
         raise PipelineError(message if message.startswith(f"{path}:") else f"{path}: {message}") from None
     return params
 
 
-def describe_validation_error(error: ValidationError, path) -> str:
+def validation_error(error: ValidationError, path) -> PipelineError:
+    """The schema's first objection as one line: an unknown key with the close one, a missing key, or a value
+    (a number outside its range says the range)."""
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
@@ -74,10 +78,10 @@ def describe_validation_error(error: ValidationError, path) -> str:
         known = list(section.model_fields) if isinstance(section, type) and issubclass(section, BaseModel) else []
         close = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-        return f"{path}: unknown key '{key}'; {hint} Rename or remove it."
+        return PipelineError(f"{path}: unknown key '{key}'; {hint} Rename or remove it.")
     if first["type"] == "missing":
-        return f"{path}: missing key '{key}'; add it (the repository's params.yaml shows every key)."
-    return f"{path}: '{key}' {first['msg'][0].lower()}{first['msg'][1:]}, got {first['input']!r}; fix its value."
+        return PipelineError(f"{path}: missing key '{key}'; add it (the repository's params.yaml shows every key).")
+    return PipelineError(f"{path}: '{key}' {problem(first, first['loc'])}, got {first['input']!r}; fix its value.")
 
 
 def check_recipe(params: Params) -> None:
@@ -183,17 +187,8 @@ def check_loss_args(name: str, loss_args: dict) -> None:
 
 
 def check_values(params) -> None:
-    """Values whose meaning the types cannot say."""
-    for key, seed in (("download.seed", params.download.seed), ("mine.seed", params.mine.seed)):
-        if not 0 <= seed < SEED_LIMIT:
-            raise PipelineError(f"{key} is {seed} but seeds lie in [0, 2**32); give a non-negative seed such as 12")
-    significance = params.evaluate.significance
-    if not 0 < significance.confidence < 1:
-        raise PipelineError(f"evaluate.significance.confidence {significance.confidence} must lie between 0 and 1; "
-                            "give e.g. 0.95")
-    if not 0 <= significance.seed < SEED_LIMIT:
-        raise PipelineError(f"evaluate.significance.seed is {significance.seed} but seeds lie in [0, 2**32); give "
-                            "a non-negative seed")
+    """Values whose meaning another key decides (each key's own range is its Field limits in reranker/params.py),
+    and what a value points at: an installed package, an importable class."""
     mining = params.mine.train
     if mining.range_max is not None:
         if mining.range_min >= mining.range_max:
@@ -207,9 +202,6 @@ def check_values(params) -> None:
     if mining.min_score is not None and mining.max_score is not None and mining.min_score >= mining.max_score:
         raise PipelineError(f"mine.train.min_score {mining.min_score} is not below max_score {mining.max_score}, so "
                             "every candidate is discarded; lower min_score or raise max_score")
-    if mining.relative_margin is not None and not 0 <= mining.relative_margin < 1:
-        raise PipelineError(f"mine.train.relative_margin {mining.relative_margin} must lie in [0, 1) (a negative "
-                            "scoring above (1 - margin) × the positive's score is discarded); give e.g. 0.05")
     if params.mine.faiss_index != "Flat" and not params.mine.use_faiss:
         raise PipelineError(f"mine.faiss_index is {params.mine.faiss_index!r} but mine.use_faiss is false; set "
                             "mine.use_faiss: true, or mine.faiss_index: Flat")

@@ -79,38 +79,40 @@ def scalar_types(declared: str) -> tuple[type, ...]:
 def check_values(args: dict[str, Any]) -> None:
     """The rules CrossEncoderTrainingArguments does not enforce: it takes these values and the run then fails or
     silently does something else."""
-    def fail(key, problem, fix):
-        raise PipelineError(f"train.args.{key} {problem}; {fix}")
-
     for key, value in args.items():
+        number = isinstance(value, (int, float))
         if isinstance(value, float) and not math.isfinite(value):
-            fail(key, f"is {value}", "give a finite number")
-        if key in POSITIVE and isinstance(value, (int, float)) and value <= 0:
-            fail(key, f"is {value} but must be above 0", "give a positive value")
-        if key in NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
-            fail(key, f"is {value} but cannot be negative", "give 0 or more")
-        if key in SHARES and isinstance(value, (int, float)) and not 0 <= value < 1:
-            fail(key, f"is {value} but must lie in [0, 1)", "give a value such as 0.9")
+            raise PipelineError(f"train.args.{key} is {value}; give a finite number")
+        if key in POSITIVE and number and value <= 0:
+            raise PipelineError(f"train.args.{key} is {value} but must be above 0; give a positive value")
+        if key in NON_NEGATIVE and number and value < 0:
+            raise PipelineError(f"train.args.{key} is {value} but cannot be negative; give 0 or more")
+        if key in SHARES and number and not 0 <= value < 1:
+            raise PipelineError(f"train.args.{key} is {value} but must lie in [0, 1); give a value such as 0.9")
         if key in ("seed", "data_seed") and isinstance(value, int) and not 0 <= value < SEED_LIMIT:
-            fail(key, f"is {value} but seeds lie in [0, 2**32)", "give a non-negative seed such as 42")
+            raise PipelineError(f"train.args.{key} is {value} but seeds lie in [0, 2**32); give a non-negative seed "
+                                "such as 42")
     max_steps = args.get("max_steps", -1)
     if isinstance(max_steps, int) and (max_steps == 0 or max_steps < -1):
-        fail("max_steps", f"is {max_steps}, which the trainer ignores (the epochs decide)",
-             "give a positive number of steps, or -1 to train for num_train_epochs")
+        raise PipelineError(f"train.args.max_steps is {max_steps}, which the trainer ignores (the epochs decide); "
+                            "give a positive number of steps, or -1 to train for num_train_epochs")
     warmup, ratio = args.get("warmup_steps", 0), args.get("warmup_ratio")
     if isinstance(warmup, float) and warmup > 1 and warmup != int(warmup):
-        fail("warmup_steps", f"is {warmup}: below 1 it is a share of the steps, from 1 on a whole number of steps",
-             "give a share such as 0.1 or a whole number")
+        raise PipelineError(f"train.args.warmup_steps is {warmup}: below 1 it is a share of the steps, from 1 on a "
+                            "whole number of steps; give a share such as 0.1 or a whole number")
     if isinstance(ratio, (int, float)) and not 0 <= ratio <= 1:
-        fail("warmup_ratio", f"is {ratio} but must lie in [0, 1]", "give a share such as 0.1 (or use warmup_steps)")
+        raise PipelineError(f"train.args.warmup_ratio is {ratio} but must lie in [0, 1]; give a share such as 0.1 "
+                            "(or use warmup_steps)")
     if isinstance(ratio, (int, float)) and warmup:
-        fail("warmup_ratio", f"is set together with warmup_steps {warmup}, which wins", "set only warmup_steps")
+        raise PipelineError(f"train.args.warmup_ratio is set together with warmup_steps {warmup}, which wins; set "
+                            "only warmup_steps")
     if args.get("save_strategy") == "best":
         if args.get("eval_strategy", "no") == "no":
-            fail("save_strategy", "is 'best' but eval_strategy is 'no', so nothing is ever scored",
-                 "set eval_strategy to steps or epoch")
+            raise PipelineError("train.args.save_strategy is 'best' but eval_strategy is 'no', so nothing is ever "
+                                "scored; set eval_strategy to steps or epoch")
         if not args.get("metric_for_best_model") and not args.get("load_best_model_at_end"):
-            fail("save_strategy", "is 'best' but metric_for_best_model is not set", "name the metric to compare")
+            raise PipelineError("train.args.save_strategy is 'best' but metric_for_best_model is not set; name the "
+                                "metric to compare")
 
 
 def build_training_arguments(args: dict[str, Any]):

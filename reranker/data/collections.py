@@ -143,6 +143,9 @@ def _read(name: str, source: str, split: str, qrels_source: str | None, revision
 
 def locate(name: str, source: str) -> tuple[str, str]:
     """Return the layout ("beir", "nanobeir" or "hub") and the resolved path (the id itself for a hub id)."""
+    if not source.strip():
+        raise PipelineError(f"collection {name!r}: source is empty; give a BEIR or NanoBEIR folder, or a hub id such "
+                            "as BeIR/scifact")
     path = os.path.expanduser(outside_path(source))
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "corpus.jsonl")):
@@ -350,11 +353,13 @@ def _load_subset(name: str, source: str, config: str | None, split: str | None, 
     """One split of one config of a dataset; with ``split`` None, the config's only split (or the one named after
     the config, as ``BeIR/scifact`` has ``corpus``/``corpus``)."""
     from datasets import load_dataset
+    from datasets.exceptions import DatasetsError
 
     try:
         dataset = load_dataset(source, config, split=split, revision=revision)
-    except (OSError, ValueError, RuntimeError) as error:
-        # RuntimeError: datasets 4+ refuses data sets with a loading script, as some BeIR/* repositories had
+    except (OSError, ValueError, RuntimeError, DatasetsError) as error:
+        # RuntimeError: datasets 4+ refuses data sets with a loading script, as some BeIR/* repositories had;
+        # DatasetsError: a file of the data set that does not read (a Parquet file of no rows, a corrupt one)
         what = " ".join(part for part in (f"config {config!r}" if config else "", f"split {split!r}" if split else "")
                         if part)
         raise PipelineError(f"collection {name!r}: could not load {what or 'the data'} of {source!r} "

@@ -30,9 +30,6 @@ import torch
 
 from reranker.core.errors import PipelineError
 
-FAISS_MISSING = ("mine.use_faiss is true but faiss is not installed; pip install -e '.[faiss]' "
-                 "or set mine.use_faiss false")
-
 
 def _rows(array, start: int, stop: int) -> torch.Tensor:
     """Rows start:stop as a float32 tensor (a memmap's rows are read from disk here, a float32 array's are a view)."""
@@ -62,7 +59,8 @@ def _import_faiss():
     try:
         import faiss
     except ImportError:
-        raise PipelineError(FAISS_MISSING) from None
+        raise PipelineError("mine.use_faiss is true but faiss is not installed; pip install -e '.[faiss]' or set "
+                            "mine.use_faiss false") from None
     return faiss
 
 
