@@ -16,7 +16,7 @@ import pandas as pd
 
 from reranker.card.gains_picture import gains_svg
 from reranker.card.provenance import gather
-from reranker.card.render import LOADER_FILE, render_card
+from reranker.card.render import LOADER_FILE, PROVENANCE_FILE, render_card
 from reranker.core.errors import entrypoint
 from reranker.core.outputs import atomic_output
 from reranker.export import loader
@@ -42,13 +42,14 @@ def main() -> None:
     gains = {csv.stem: pd.read_csv(csv) for csv in sorted(paths.gains.glob("*.csv"))} if paths.gains else {}
     pictures = {name: f"per_query_gains_{name}.svg" for name in gains}
 
-    # 2. The card, from tracked files
+    # 2. The card, from tracked files, and its provenance rows
+    provenance = gather(params, paths.model_dir)
     card = render_card(
         params, log=json.loads(paths.log.read_text()), base=json.loads(paths.base_metrics.read_text()),
         final=json.loads(paths.metrics.read_text()), emissions=json.loads(paths.emissions.read_text()),
         data=pd.read_parquet(paths.train_data), pictures=pictures,
         download=json.loads(paths.download_metrics.read_text()) if paths.download_metrics else None,
-        provenance=gather(params, paths.model_dir),
+        provenance=provenance,
         mine=json.loads(paths.mine_metrics.read_text()) if paths.mine_metrics else None,
         export=export,
     )
@@ -57,6 +58,7 @@ def main() -> None:
     with atomic_output(paths.out_dir) as partial:
         shutil.copytree(paths.model_dir, partial, ignore=shutil.ignore_patterns("README.md"))
         (partial / "README.md").write_text(card)
+        (partial / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
         for name, frame in gains.items():
             (partial / pictures[name]).write_text(gains_svg(frame, f"{name}: trained vs first stage, ndcg"))
         # 4. The export variants that passed the quality gate, in the library's layout (onnx/, openvino/); a variant

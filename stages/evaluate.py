@@ -127,7 +127,7 @@ def main() -> None:
     if paths.summary:
         write_json(paths.summary, headline(results, alpha=1 - params.evaluate.significance.confidence))
     for name, entry in results.items():
-        versus = entry.get("vs_retrieval") or {}
+        versus = entry.get("vs_first_stage") or {}
         print(f"evaluate: {name} " + ", ".join(
             f"{metric} {value:.4f}" + (f" ({versus[metric]['delta']:+.4f} vs first stage)" if metric in versus else "")
             for metric, value in entry["trained"].items()))

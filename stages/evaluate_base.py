@@ -77,7 +77,7 @@ def main() -> None:
             runs = {"first_stage": first_stage_run(candidates),
                     **{run: scores_to_run(candidates, values) for run, values in scores.items()}}
             values, judged = split_judged(measure_runs(runs, reranking_set["qrels"], reranking_set["at_k"]))
-            results[name] = {"kind": reranking_set["kind"], "retrieval": means(values.pop("first_stage")),
+            results[name] = {"kind": reranking_set["kind"], "first_stage": means(values.pop("first_stage")),
                              **{run: means(run_values) for run, run_values in values.items()}, "judged": judged}
         # 3. The library's evaluators on the base model
         if library:

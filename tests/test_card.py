@@ -78,16 +78,19 @@ def test_sections_tables_and_best_step(tmp_path, monkeypatch):
                     "### Training Hardware", "### Framework Versions", "## Citation"):
         assert heading in headings, heading
     # dev metrics: each run, and the gains with interval and p-value; a gain whose interval holds 0 is not bold
-    assert ("| **ndcg@10** | 1.0000 | 0.4239 | **0.4338** | -0.5662 [-0.6162, -0.5162], p=0.0001 (worse) "
+    assert ("| ndcg@10 | **1.0000** | 0.4239 | 0.4338 | -0.5662 [-0.6162, -0.5162], p=0.0001 (worse) "
             "| +0.0099 [-0.0201, +0.0399], p=0.41 (not significant) |") in text
-    assert "| map | 1.0000 | 0.2437 | 0.2562 |" in text and "randomization" in text
+    assert "| map | **1.0000** | 0.2437 | 0.2562 |" in text and "randomization" in text  # bold: a row's best
+    limitations = section(text, "## Limitations", "## Training Details")
+    assert "* On dev, its ndcg@10 is significantly below the first stage (-0.5662 [-0.6162, -0.5162])." in limitations
+    assert "* On dev, its ndcg@10 is not significantly different from the base model (+0.0099" in limitations
     # training log: base model first, the saved step (16) bold, the final model last
     log = text[text.index("### Training Logs"):text.index("### Environmental Impact")]
     rows = [line for line in log.splitlines() if line.startswith("| ")][1:]
-    assert rows[0].startswith("| -1 | -1 | - | 0.4239 (-0.5761) |")
+    assert rows[0].startswith("| base model, before training | - | - | 0.4239 (-0.5761) |")
     assert [row for row in rows if "**" in row] == [
         "| **1.0000** | **16** | **-** | **0.4338 (-0.5662)** | **-** | **-** |"]
-    assert rows[-1].startswith("| -1 | -1 | - | 0.4338 (-0.5662) | 0.7515 (+0.4166) |")
+    assert rows[-1].startswith("| saved model | - | - | 0.4338 (-0.5662) | 0.7515 (+0.4166) |")
     assert "- **Energy Consumed**: 0.001 kWh" in text and "- **CPU Model**: AMD EPYC" in text
     assert '"pos_weight": 3' in text and "- `learning_rate`: 5e-05" in text
 
@@ -100,9 +103,9 @@ def test_fused_ranking_has_its_own_table_beside_the_trained_model(tmp_path, monk
                   "same": 2}
     worse = {"delta": -0.5, "ci_low": -0.6, "ci_high": -0.4, "p_value": 0.0001, "better": 0, "worse": 8, "same": 0}
     metrics["dev"]["fused"] = {"first_stage_weight": 0.3, "means": {"map": 0.27, "mrr@10": 0.28, "ndcg@10": 0.45},
-                               **{f"vs_{other}": {measure: worse if other == "retrieval" else comparison
+                               **{f"vs_{other}": {measure: worse if other == "first_stage" else comparison
                                                   for measure in ("map", "mrr@10", "ndcg@10")}
-                                  for other in ("retrieval", "base_model", "trained")}}
+                                  for other in ("first_stage", "base_model", "trained")}}
     (case / "evaluate.json").write_text(json.dumps(metrics))
     (tmp_path / "plain").mkdir()
     (tmp_path / "fused").mkdir()
@@ -112,7 +115,7 @@ def test_fused_ranking_has_its_own_table_beside_the_trained_model(tmp_path, monk
     assert "0.3 × first stage + 0.7 × trained" in text
     assert ("| Metric | Fusion with the first stage at weight 0.3 | Fused vs first stage | Fused vs base model "
             "| Fused vs trained |") in text
-    assert ("| **ndcg@10** | **0.4500** | -0.5000 [-0.6000, -0.4000], p=0.0001, 0/8/0 (worse) "
+    assert ("| ndcg@10 | 0.4500 | -0.5000 [-0.6000, -0.4000], p=0.0001, 0/8/0 (worse) "
             "| **+0.0200** [+0.0100, +0.0300], p=0.002, 5/1/2 | **+0.0200** [+0.0100, +0.0300], p=0.002, 5/1/2 |") \
         in text
     fused_table = section(text, "| Metric | Fusion with", "\n\n").splitlines()
@@ -178,10 +181,10 @@ def test_classification_card(tmp_path, monkeypatch):
     log = section(text, "### Training Logs", "### Environmental Impact")
     header, *rows = table_rows(log)
     assert header == "| Epoch | Step | Training Loss | eval_average_precision |"
-    assert rows[0] == "| -1 | -1 | - | 0.8949 |"  # the base model: nothing to compare it with
+    assert rows[0] == "| base model, before training | - | - | 0.8949 |"  # the base model: nothing to compare it with
     assert "| 0.5000 | 4 | 0.3334 | 0.8956 (+0.0007) |" in rows
     assert [row for row in rows if "**" in row] == ["| **1.0000** | **8** | **-** | **0.9072 (+0.0123)** |"]
-    assert rows[-1] == "| -1 | -1 | - | 0.9072 (+0.0123) |"
+    assert rows[-1] == "| saved model | - | - | 0.9072 (+0.0123) |"
     # pair data: the usage snippet takes the first query's documents
     usage = section(text, "```python", "## Evaluation")
     assert usage.count("'It is a bright orange backpack with a small pink strawberry charm.'") == 4
@@ -221,13 +224,14 @@ def test_listwise_nanobeir_card_with_validation_loss(tmp_path, monkeypatch):
     header, *rows = table_rows(log)
     assert header == ("| Epoch | Step | Training Loss | Validation Loss | NanoMSMARCO\\_R100_ndcg@10 |"
                       " NanoNFCorpus\\_R100_ndcg@10 | NanoBEIR\\_R100\\_mean_ndcg@10 |")
-    assert rows[0] == "| -1 | -1 | - | - | 0.2977 (-0.2427) | 0.1830 (-0.1420) | 0.2404 (-0.1923) |"
+    assert rows[0] == ("| base model, before training | - | - | - | 0.2977 (-0.2427) | 0.1830 (-0.1420) "
+                       "| 0.2404 (-0.1923) |")
     assert "| 0.4000 | 4 | 0.2125 | - | - | - | - |" in rows
     assert [row for row in rows if "**" in row] == [
         "| **0.5000** | **5** | **-** | **0.1367** | **0.6561 (+0.1157)** | **0.3777 (+0.0527)** "
         "| **0.5169 (+0.0842)** |"]
     assert "| 1.0000 | 10 | - | 0.1412 | 0.6430 (+0.1026) | 0.3701 (+0.0451) | 0.5066 (+0.0739) |" in rows
-    assert rows[-1] == "| -1 | -1 | - | - | 0.6561 (+0.1157) | 0.3777 (+0.0527) | 0.5169 (+0.0842) |"
+    assert rows[-1] == "| saved model | - | - | - | 0.6561 (+0.1157) | 0.3777 (+0.0527) | 0.5169 (+0.0842) |"
     # list data: the usage snippet takes the first row's documents
     usage = section(text, "```python", "## Evaluation")
     assert usage.count("'is dna acidic'") == 4 and "# (3,)" in usage

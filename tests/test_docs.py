@@ -104,10 +104,10 @@ def test_readme_states_the_committed_default_run():
 
     entry, ndcg = metrics["heldout-topics"], "ndcg@10"
     assert f"ndcg@10 is {entry['trained'][ndcg]:.3f}" in held_out
-    assert f"{figures(entry['vs_retrieval'][ndcg])} over BM25" in held_out
-    assert f"(p = {entry['vs_retrieval'][ndcg]['p_value']:.2g})" in held_out
+    assert f"{figures(entry['vs_first_stage'][ndcg])} over BM25" in held_out
+    assert f"(p = {entry['vs_first_stage'][ndcg]['p_value']:.2g})" in held_out
     assert f"{figures(entry['vs_embedding_model'][ndcg])} below the embedding model" in held_out
-    assert entry["vs_embedding_model"][ndcg]["delta"] < 0 < entry["vs_retrieval"][ndcg]["delta"]
+    assert entry["vs_embedding_model"][ndcg]["delta"] < 0 < entry["vs_first_stage"][ndcg]["delta"]
     entry = metrics["dev"]
     assert f"it is {entry['trained'][ndcg]:.3f}, {figures(entry['vs_embedding_model'][ndcg])} below it" in dev
     assert entry["vs_embedding_model"][ndcg]["delta"] < 0

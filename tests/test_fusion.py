@@ -69,10 +69,11 @@ def test_fused_entry_is_compared_beside_an_unchanged_trained_entry():
     assert fused == plain and list(fused) == list(plain), "the trained model's entry is the same with fusion"
     assert entry["first_stage_weight"] == 0.3
     # fused, d0 is first in every query: mrr@3 1; the first stage's and the trained model's are 1/2 on half of them
-    assert entry["means"]["mrr@3"] == 1.0 and plain["trained"]["mrr@3"] == plain["retrieval"]["mrr@3"] == 0.75
-    assert set(entry) == {"first_stage_weight", "means", "judged", "vs_retrieval", "vs_embedding_model",
+    assert entry["means"]["mrr@3"] == 1.0 and plain["trained"]["mrr@3"] == plain["first_stage"]["mrr@3"] == 0.75
+    assert set(entry) == {"first_stage_weight", "means", "judged", "vs_first_stage", "vs_embedding_model",
                           "vs_trained"}
-    for versus, reference in (("vs_retrieval", plain["retrieval"]), ("vs_embedding_model", plain["embedding_model"]),
+    for versus, reference in (("vs_first_stage", plain["first_stage"]),
+                              ("vs_embedding_model", plain["embedding_model"]),
                               ("vs_trained", plain["trained"])):
         for measure, comparison in entry[versus].items():
             assert comparison["delta"] == pytest.approx(entry["means"][measure] - reference[measure], abs=2e-4)
@@ -80,11 +81,11 @@ def test_fused_entry_is_compared_beside_an_unchanged_trained_entry():
             assert 0 < comparison["p_value"] <= 1
             assert comparison["better"] + comparison["worse"] + comparison["same"] == 6
     # better than the first stage on q0..q2, than the trained model on q3..q5; the same elsewhere
-    for versus in ("vs_retrieval", "vs_trained"):
+    for versus in ("vs_first_stage", "vs_trained"):
         assert {key: entry[versus]["mrr@3"][key] for key in ("better", "worse", "same")} == \
             {"better": 3, "worse": 0, "same": 3}, versus
 
     summary = headline({"heldout": {**fused, "fused": entry}})["heldout"]
     assert summary == {**headline({"heldout": plain})["heldout"],
                        "fused": {"ndcg@3": entry["means"]["ndcg@3"],
-                                 "vs_first_stage": entry["vs_retrieval"]["ndcg@3"]["delta"]}}
+                                 "vs_first_stage": entry["vs_first_stage"]["ndcg@3"]["delta"]}}

@@ -154,7 +154,7 @@ def test_every_loss_trains_from_mined_pairs_to_a_card(case, embedded, monkeypatc
     evaluated = ["pairs"] if loss == "CrossEntropyLoss" else ["dev"]
     assert [name for name in metrics if name != "seconds"] == evaluated
     for name in evaluated:
-        compared = metrics[name].get("vs_retrieval") or metrics[name]["delta"]
+        compared = metrics[name].get("vs_first_stage") or metrics[name]["delta"]
         assert metrics[name]["trained"] and set(compared) == set(metrics[name]["trained"])
     if loss == "CrossEntropyLoss":
         assert log["best_global_step"] in (1, 2) and log["metric_for_best_model"] == "eval_pairs_f1_macro"

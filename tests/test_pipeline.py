@@ -30,10 +30,17 @@ def copy(repo, tmp_path):
 
 
 def test_repro_trains_a_model_that_loads_and_ranks(reproduced):
+    """The trained model loads as a CrossEncoder, tells two documents apart and ranks them by its scores."""
     model = CrossEncoder(str(reproduced / "data/model"))
-    scores = model.predict([("What is a caldera?", "A caldera is a basin left by a collapsed volcano summit."),
-                            ("What is a caldera?", "Jazz grew out of blues and ragtime in New Orleans.")])
-    assert scores.shape == (2,)
+    query = "What is a caldera?"
+    documents = ["A caldera is a basin left by a collapsed volcano summit.",
+                 "Jazz grew out of blues and ragtime in New Orleans."]
+    scores = model.predict([(query, document) for document in documents])
+    assert scores.shape == (2,) and scores[0] != scores[1]
+    ranked = model.rank(query, documents, return_documents=True)
+    assert [row["corpus_id"] for row in ranked] == sorted(range(2), key=lambda index: -scores[index])
+    assert [row["text"] for row in ranked] == [documents[row["corpus_id"]] for row in ranked]
+    assert [row["score"] for row in ranked] == pytest.approx(sorted(scores.tolist(), reverse=True), abs=1e-6)
 
 
 SETS = {"dev": "reranking", "climatefever": "collection", "wikiqa": "collection"}
@@ -48,11 +55,11 @@ def test_metrics_hold_each_run_the_gains_and_their_significance(reproduced):
         assert entry["kind"] == base[name]["kind"] == kind
         # the base model's score head is new (random): not a baseline; the embedding model is
         assert base["base_model_is_reranker"] is False and "base_model" not in entry and "delta" not in entry
-        for side in ("trained", "embedding_model", "retrieval"):
+        for side in ("trained", "embedding_model", "first_stage"):
             assert set(entry[side]) == {"ndcg@10", "mrr@10", "map"}, (name, side)
         assert entry["embedding_model"] == base[name]["embedding_model"]
-        assert entry["retrieval"] == base[name]["retrieval"]
-        for versus, reference in (("vs_retrieval", "retrieval"), ("vs_embedding_model", "embedding_model")):
+        assert entry["first_stage"] == base[name]["first_stage"]
+        for versus, reference in (("vs_first_stage", "first_stage"), ("vs_embedding_model", "embedding_model")):
             for metric, comparison in entry[versus].items():
                 assert abs(comparison["delta"] - (entry["trained"][metric] - entry[reference][metric])) < 1e-3
                 assert comparison["ci_low"] <= comparison["delta"] <= comparison["ci_high"], comparison
@@ -74,7 +81,8 @@ def test_dvc_shows_the_headline_metrics_and_plots_by_training_step(reproduced):
     assert metrics == ["evaluation_queries_in_training", "dropped_rows", "train_rows", "dev_positive_retrieved",
                        "truncated_share", "train_loss", "train_seconds",
                        *(f"{name}.{key}" for name in SETS
-                         for key in ("ndcg@10", "vs_first_stage", "significant", "p_value", "vs_embedding_model"))],\
+                         for key in ("ndcg@10", "vs_first_stage", "than_first_stage", "p_value", "vs_embedding_model",
+                                     "than_embedding_model"))],\
         metrics
     full = json.loads((reproduced / "metrics/evaluate.json").read_text())
     assert json.loads((reproduced / "metrics/summary/evaluate.json").read_text()) == headline(full, alpha=0.05)
@@ -104,7 +112,7 @@ def test_runs_and_per_query_metrics_are_small_git_files(reproduced):
         per_query = read_per_query((reproduced / f"metrics/per_query/{name}.csv").read_text())
         assert set(per_query) == {"first_stage", "embedding_model", "trained"}
         for run in ("first_stage", "embedding_model", "trained"):
-            side = "retrieval" if run == "first_stage" else run
+            side = "first_stage" if run == "first_stage" else run
             for metric, values in per_query[run].items():
                 if metric.startswith("judged@"):  # reported beside the measures, in the set's `judged` entry
                     assert abs(sum(values.values()) / len(values) - metrics[name]["judged"][side]) < 1e-3
@@ -163,7 +171,7 @@ def test_fusion_adds_a_fused_run_and_its_comparisons_beside_an_unchanged_trained
         assert fused["first_stage_weight"] == 0.3
         for metric, value in fused["means"].items():
             assert abs(sum(per_query["fused"][metric].values()) / len(per_query["fused"][metric]) - value) < 1e-3
-        for versus, side in (("vs_retrieval", "retrieval"), ("vs_embedding_model", "embedding_model"),
+        for versus, side in (("vs_first_stage", "first_stage"), ("vs_embedding_model", "embedding_model"),
                              ("vs_trained", "trained")):
             reference = entry[side]
             assert set(fused[versus]) == set(fused["means"]) == {"ndcg@10", "mrr@10", "map"}
@@ -179,7 +187,7 @@ def test_fusion_adds_a_fused_run_and_its_comparisons_beside_an_unchanged_trained
     for name in SETS:
         fused = metrics[name]["fused"]
         assert summary[name].pop("fused") == {"ndcg@10": fused["means"]["ndcg@10"],
-                                              "vs_first_stage": fused["vs_retrieval"]["ndcg@10"]["delta"]}
+                                              "vs_first_stage": fused["vs_first_stage"]["ndcg@10"]["delta"]}
     assert summary == json.loads((reproduced / "metrics/summary/evaluate.json").read_text())
 
 
@@ -253,11 +261,22 @@ def test_a_new_verdict_reruns_from_mine_not_embed(reproduced, tmp_path):
 
 
 def test_dev_set_holds_out_queries_and_keeps_retrieval_order(reproduced):
+    """No dev query is a training query, and each dev query's candidates are in the embedding model's order: the
+    cosine of the query's stored embedding with each document's, highest first."""
+    from reranker.mining import embeddings
+
     train = pd.read_parquet(reproduced / "data/download/train.parquet")
     dev = pd.read_parquet(reproduced / "data/download/dev.parquet")
     assert not set(train["query"]) & set(dev["query"])
     samples = pd.read_parquet(reproduced / "data/mine/dev.parquet")
     assert len(samples) == 8 and all(len(documents) == 6 for documents in samples["documents"])
+    corpus = embeddings.load(reproduced / "data/embeddings/corpus.npy")
+    queries = embeddings.load(reproduced / "data/embeddings/dev_queries.npy")
+    document_vector = dict(zip(corpus.texts(), corpus.vectors))
+    query_vector = dict(zip(queries.texts(), queries.vectors))
+    for query, documents in zip(samples["query"], samples["documents"]):
+        cosines = [float(query_vector[query] @ document_vector[document]) for document in documents]
+        assert all(first >= second - 1e-5 for first, second in zip(cosines, cosines[1:])), (query, cosines)
     mine = json.loads((reproduced / "metrics/mine.json").read_text())
     assert mine["dev_queries"] == 8 and 0 < mine["dev_positive_retrieved"] <= 1
 

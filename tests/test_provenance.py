@@ -62,18 +62,19 @@ def test_local_sources_never_read_as_hub_ids():
     assert eval_result_fields("local", rows) == {"dataset_split": "test"}
 
 
-def test_provenance_survives_the_hubs_card_parsing(tmp_path, monkeypatch):
+def test_provenance_rows_sit_beside_the_card_and_in_its_body_not_in_its_front_matter(tmp_path, monkeypatch):
     text = render(tmp_path, monkeypatch)
-    written = front_matter(text)["provenance"]
-    card = ModelCard.load(tmp_path / "hub/README.md")
-    assert card.data.to_dict()["provenance"] == written
+    assert "provenance" not in front_matter(text)  # the hub shows front matter as metadata
+    written = json.loads((tmp_path / "hub/provenance.json").read_text())
     items = {row["item"]: row for row in written}
     assert items["params"]["md5"] == file_md5(tmp_path / "params.yaml")
     assert items["training data"]["md5"] == path_md5(ROOT / "sample/qa")
     assert items["trained model"]["files"] == {"README.md": file_md5(tmp_path / "model/README.md"),
                                                "model.safetensors": file_md5(tmp_path / "model/model.safetensors")}
     assert items["base model"]["check"] == "package" and items["base model"]["revision"]
-    assert "#### Unnamed Dataset" not in text and "## Provenance" in text
+    body = text.split("## Provenance", 1)[1]
+    assert f"| params | params.yaml | - | `{items['params']['md5']}` |" in body
+    assert "#### Unnamed Dataset" not in text
     assert "- **Training Dataset:** local folder" in text
 
 
@@ -84,7 +85,7 @@ def test_provenance_survives_the_hubs_card_parsing(tmp_path, monkeypatch):
 def test_card_hashes_equal_dvc_lock(reproduced):
     lock = read_lock(reproduced / "dvc.lock")
     card = ModelCard.load(reproduced / "data/hub/README.md")
-    rows = {row["item"]: row for row in card.data.to_dict()["provenance"]}
+    rows = {row["item"]: row for row in json.loads((reproduced / "data/hub/provenance.json").read_text())}
     for row in rows.values():
         if row["check"] == "lock":
             assert row["md5"] == lock_md5(lock, row["stage"], row["path"]), row["item"]
@@ -174,9 +175,9 @@ def test_verify_names_an_edited_qrels_file(own_collections):
 def test_verify_rejects_a_card_of_another_experiment(reproduced, own_collections, tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(reproduced, repo, symlinks=True)
-    card = repo / "data/hub/README.md"
-    card.unlink()
-    shutil.copy(own_collections / "data/hub/README.md", card)
+    for name in ("README.md", "provenance.json"):  # the other experiment's card and its provenance rows
+        (repo / "data/hub" / name).unlink()
+        shutil.copy(own_collections / "data/hub" / name, repo / "data/hub" / name)
     result = verify(repo)
     assert result.returncode == 1
     (line,) = mismatches(result)

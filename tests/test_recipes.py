@@ -123,7 +123,7 @@ def test_recipe_runs_offline_and_reports_its_card_metrics(recipe, swept):
     for name in evaluators:
         expected = CARD_METRICS["classification" if name == "eval" else "reranking"]
         # a reranking set compares with its first stage and baselines; a library evaluator with the base model
-        compared = metrics[name].get("vs_retrieval") or metrics[name]["delta"]
+        compared = metrics[name].get("vs_first_stage") or metrics[name]["delta"]
         assert set(metrics[name]["trained"]) == expected and set(compared) == expected
     train = json.loads((repo / "metrics/train.json").read_text())
     assert train["steps"] > 0

@@ -456,7 +456,7 @@ def test_headline_is_the_primary_measure_its_gain_and_significance():
     versus = {"ndcg@10": {"delta": 0.05, "ci_low": 0.01, "ci_high": 0.09, "p_value": 0.012},
               "map": {"delta": 0.2, "ci_low": -0.01, "ci_high": 0.4, "p_value": 0.3}}
     results = {
-        "dev": {"kind": "reranking", "trained": {"ndcg@10": 0.61, "map": 0.5}, "vs_retrieval": versus,
+        "dev": {"kind": "reranking", "trained": {"ndcg@10": 0.61, "map": 0.5}, "vs_first_stage": versus,
                 "vs_base_model": versus, "delta": {"ndcg@10": 0.3, "map": 0.3}, "test": "words"},
         "pairs": {"kind": "classification", "trained": {"f1_macro": 0.8, "f1_micro": 0.9},
                   "delta": {"f1_macro": 0.1, "f1_micro": 0.2}},
@@ -466,11 +466,16 @@ def test_headline_is_the_primary_measure_its_gain_and_significance():
         "seconds": 3.0,
     }
     assert headline(results) == {
-        "dev": {"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.012},
+        "dev": {"ndcg@10": 0.61, "vs_first_stage": 0.05, "than_first_stage": "better", "p_value": 0.012},
         "pairs": {"f1_macro": 0.8, "vs_base_model": 0.1},
         "NanoBEIR_R100_mean": {"ndcg@10": 0.5, "vs_base_model": 0.1},
     }
-    assert headline(results, alpha=0.01)["dev"]["significant"] is False
+    assert headline(results, alpha=0.01)["dev"]["than_first_stage"] == "no significant difference"
+    worse = {name: {**comparison, "delta": -comparison["delta"], "ci_low": -comparison["ci_high"],
+                    "ci_high": -comparison["ci_low"]} for name, comparison in versus.items()}
+    results["dev"] = {**results["dev"], "vs_first_stage": worse, "vs_embedding_model": versus}
+    assert headline(results)["dev"] == {"ndcg@10": 0.61, "vs_first_stage": -0.05, "than_first_stage": "worse",
+                                        "p_value": 0.012, "vs_embedding_model": 0.05, "than_embedding_model": "better"}
     pairs = {"pairs": {"kind": "classification", "trained": {"average_precision": 0.7, "f1": 0.6},
                        "delta": {"average_precision": 0.05, "f1": 0.1}}}
     assert headline(pairs) == {"pairs": {"average_precision": 0.7, "vs_base_model": 0.05}}

@@ -22,6 +22,9 @@ BASELINE_NAMES = {"embedding_model": "Embedding model", "teacher": "Teacher", "b
 DOCS = "https://sbert.net/docs/package_reference/cross_encoder"
 # reranker/export/loader.py as it ships beside the exported variants: it imports nothing of the pipeline
 LOADER_FILE = "exported_cross_encoder.py"
+# the provenance rows beside the card, which `rerank verify` reads: the hub shows front matter as metadata, so the
+# card keeps there only the keys the hub reads and shows the rows as a table in its body
+PROVENANCE_FILE = "provenance.json"
 # model-index task of each evaluator kind (the "kind" of each metrics entry), as the library's own cards name them
 TASKS = {"reranking": ("cross-encoder-reranking", "Cross Encoder Reranking"),
          "collection": ("cross-encoder-reranking", "Cross Encoder Reranking"),
@@ -90,8 +93,9 @@ def evaluator_at_k(name: str, kind: str, evaluate) -> int:
 
 
 def gain(comparison: dict) -> str:
-    """A paired comparison as a card cell: the delta, bold only where its interval excludes 0, the interval, the
-    p-value and the queries better/worse/same, e.g. ``**+0.1234** [+0.0500, +0.1900], p=0.0002, 30/12/8``."""
+    """A paired comparison as a card cell: the delta, bold only for a significant gain (its interval excludes 0 and
+    p < 0.05), the interval, the p-value and the queries better/worse/same, e.g.
+    ``**+0.1234** [+0.0500, +0.1900], p=0.0002, 30/12/8``."""
     delta = f"{comparison['delta']:+.4f}"
     cell = f"[{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}], p={comparison['p_value']:.2g}"
     if "better" in comparison:
@@ -129,12 +133,56 @@ def hub_id(model: str, given: str | None = None) -> str | None:
 def reference(results: dict, name: str, side: str) -> dict:
     """What a `side` value is compared with: the candidates' own order for reranking; a classifier has no such
     order, so the base model for the trained side, and nothing for the base model itself."""
-    return results[name].get("retrieval") or (results[name].get("base_model", {}) if side == "trained" else {})
+    return results[name].get("first_stage") or (results[name].get("base_model", {}) if side == "trained" else {})
+
+
+def best_runs(entry: dict, runs: list[str], metric: str) -> set[str]:
+    """The rankings of a metrics row with its highest value (ties share it): the only cells the card bolds.
+
+    Example: ``best_runs({"first_stage": {"ndcg@10": 0.5}, "trained": {"ndcg@10": 0.6}}, ["first_stage", "trained"],
+    "ndcg@10")`` is ``{"trained"}``.
+    """
+    values = {run: round(entry[run][metric], 4) for run in runs if metric in entry.get(run, {})}
+    top = max(values.values(), default=None)
+    return {run for run, value in values.items() if value == top}
+
+
+def limitations(final: dict, primary: dict[str, str], baseline_names: dict[str, str], alpha: float) -> list[str]:
+    """The card's Limitations, from the evaluation: per reranking set, each ranking the trained model is
+    significantly below or not significantly different from on the set's primary metric."""
+    lines = []
+    names = {"first_stage": "the first stage",
+             **{run: f"the {label.lower()}" for run, label in baseline_names.items()}}
+    for name, entry in final.items():
+        if not isinstance(entry, dict) or "vs_first_stage" not in entry:
+            continue
+        metric = primary[name]
+        below, level = [], []
+        for run, label in names.items():
+            comparison = entry.get(f"vs_{run}", {}).get(metric)
+            if comparison is None:
+                continue
+            text = f"{label} ({comparison['delta']:+.4f} [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}])"
+            if significant(comparison, alpha) and comparison["delta"] < 0:
+                below.append(text)
+            elif not significant(comparison, alpha):
+                level.append(text)
+        if below:
+            lines.append(f"On {markdown_text(name)}, its {metric} is significantly below {listed(below)}.")
+        if level:
+            lines.append(f"On {markdown_text(name)}, its {metric} is not significantly different from "
+                         f"{listed(level)}.")
+    return lines
+
+
+def listed(items: list[str]) -> str:
+    """Example: ``listed(["a", "b", "c"])`` is "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) -> list[dict]:
     """One row per logged step (loss, validation loss and evaluations merged), framed by the base model
-    before training and the saved model after it, as step -1 rows."""
+    before training and the saved model after it (`framing` names them in place of an epoch and a step)."""
     steps: dict[int, dict] = {}
     for entry in log["log_history"]:
         row = steps.setdefault(entry["step"], {"epoch": entry.get("epoch", 0), "step": entry["step"], "values": {}})
@@ -145,7 +193,8 @@ def training_log(log: dict, base: dict, final: dict, primary: dict[str, str]) ->
                 row["values"][name] = with_delta(entry[f"eval_{name}_{metric}"], baseline)
 
     def framing(results: dict, side: str) -> dict:
-        return {"epoch": -1, "step": -1, "best": False, "values": {
+        label = "base model, before training" if side == "base_model" else "saved model"
+        return {"framing": label, "epoch": None, "step": None, "best": False, "values": {
             name: with_delta(results[name][side][metric], reference(results, name, side).get(metric))
             for name, metric in primary.items() if side in results.get(name, {})}}
     logged = [steps[s] for s in sorted(steps) if {"loss", "eval_loss"} & set(steps[s]) or steps[s]["values"]]
@@ -177,12 +226,12 @@ def evaluation_overlap(download: dict | None) -> list[str]:
 def judged_line(entry: dict) -> str:
     """A reranking set's judged@k beside its gains, in words; "" when the metrics have none.
 
-    Example: ``judged_line({"judged": {"measure": "judged@10", "retrieval": 0.1, "embedding_model": 0.1,
+    Example: ``judged_line({"judged": {"measure": "judged@10", "first_stage": 0.1, "embedding_model": 0.1,
     "trained": 0.09}})`` says that about a tenth of the top 10 is judged."""
     judged = entry.get("judged")
     if not judged:
         return ""
-    runs = [("first stage", "retrieval"), *((BASELINE_NAMES[run].lower(), run) for run in BASELINES),
+    runs = [("first stage", "first_stage"), *((BASELINE_NAMES[run].lower(), run) for run in BASELINES),
             ("trained", "trained")]
     shares = ", ".join(f"{label} {judged[run]:.4f}" for label, run in runs if run in judged)
     return (f"{judged['measure']} (the share of the top documents with any judgment): {shares}. The measures count "
@@ -262,7 +311,6 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         base_model=hub_id(params.train.base_model, params.card.base_model_id),
         datasets=(hub_datasets(provenance) if provenance is not None
                   else None if Path(params.download.source).exists() else [params.download.source]),
-        provenance=provenance,
         pipeline_tag="text-ranking", library_name="sentence-transformers",
         metrics=list(final[evaluators[0]]["trained"]), model_name=params.card.model_name, eval_results=eval_results,
         co2_eq_emissions={
@@ -298,8 +346,10 @@ def render_card(params, log: dict, base: dict, final: dict, emissions: dict, dat
         pictures=pictures or {},
         eval_loss=any("eval_loss" in entry for entry in log["log_history"]),
         provenance=provenance, recorded_in=recorded_in, training_data=source_label(params.download.source),
+        best_runs=best_runs, limitations=limitations(final, primary, BASELINE_NAMES,
+                                                     1 - params.evaluate.significance.confidence),
         judged_line=judged_line, fused_label=fused_label, false_negatives=false_negatives_line(mine),
         teacher_labels=learns_teacher_scores(log["loss"]["name"], params.download.shape, params.mine.teacher),
         overlap=evaluation_overlap(download),
-        export=export, export_rows=export_rows(export), loader_file=LOADER_FILE,
+        export=export, export_rows=export_rows(export), loader_file=LOADER_FILE, provenance_file=PROVENANCE_FILE,
     )

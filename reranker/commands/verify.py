@@ -1,11 +1,12 @@
 """Whether a model card's provenance is what a revision of the repository recorded, and the weights beside it are
 the ones trained there: `rerank verify`.
 
-Each row of the card's front matter `provenance` (reranker/card/provenance.py) is checked against dvc.lock and the
-files at that revision, read through DVC (Git's files, or DVC's cache for a tracked output); nothing is rerun. Files
-outside the repository (a collection under ../shared, a run file) are hashed where they are now. A hub revision is
-recorded, not checked: that needs the hub. The weights are checked twice: the md5s the card records for each file of
-data/model must hash to the train stage's data/model entry, and the files beside the card must have those md5s.
+Each row of the card's provenance (`provenance.json` beside it, reranker/card/provenance.py) is checked against
+dvc.lock and the files at that revision, read through DVC (Git's files, or DVC's cache for a tracked output); nothing
+is rerun. Files outside the repository (a collection under ../shared, a run file) are hashed where they are now. A hub
+revision is recorded, not checked: that needs the hub. The weights are checked twice: the md5s the card records for
+each file of data/model must hash to the train stage's data/model entry, and the files beside the card must have
+those md5s.
 
 Example::
 
@@ -15,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from reranker.card.provenance import code_files, file_md5, lock_md5, path_md5, tree_md5
-from reranker.card.render import LOADER_FILE
+from reranker.card.render import LOADER_FILE, PROVENANCE_FILE
 from reranker.core.errors import PipelineError
 
 CARD_FILE = "README.md"  # the card replaces data/model's own README.md in the hub folder: not a weight file
@@ -36,15 +38,20 @@ class Check:
 
 
 def card_rows(model_dir: Path) -> list[dict]:
-    """The provenance rows of the card in `model_dir`, read by huggingface_hub as the hub reads them."""
-    from huggingface_hub import ModelCard
-
-    card_path = model_dir / CARD_FILE
+    """The provenance rows the card stage wrote beside the card in `model_dir`."""
+    card_path, rows_path = model_dir / CARD_FILE, model_dir / PROVENANCE_FILE
     if not card_path.is_file():
         raise PipelineError(f"{card_path} does not exist; give the folder of a card (default data/hub)")
-    rows = ModelCard.load(card_path).data.to_dict().get("provenance")
-    if not rows:
-        raise PipelineError(f"{card_path} has no provenance in its front matter; render it with `dvc repro card`")
+    if not rows_path.is_file():
+        raise PipelineError(f"{rows_path} does not exist beside the card; render it with `dvc repro card`")
+    try:
+        rows = json.loads(rows_path.read_text())
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{rows_path} is not JSON ({error.msg}, line {error.lineno}); render it again with "
+                            "`dvc repro -f card`") from None
+    if not isinstance(rows, list) or not rows or not all(isinstance(row, dict) and "item" in row for row in rows):
+        raise PipelineError(f"{rows_path} holds no provenance rows (expected a list of rows with an 'item'); render "
+                            "it again with `dvc repro -f card`")
     return rows
 
 
@@ -81,9 +88,11 @@ def compare(item: str, card: str | None, found: str | None, where: str) -> Check
 
 
 def card_written(name: str) -> bool:
-    """A file of data/hub that the card stage adds to the trained model's: a per-query gains picture, an export
-    variant or the loader that serves it. Example: ``card_written("per_query_gains_dev.svg")`` is True."""
-    return (name.startswith(("onnx/", "openvino/")) or name == LOADER_FILE
+    """A file of data/hub that the card stage adds to the trained model's: a per-query gains picture, the
+    provenance rows, an export variant or the loader that serves it.
+
+    Example: ``card_written("per_query_gains_dev.svg")`` is True."""
+    return (name.startswith(("onnx/", "openvino/")) or name in (LOADER_FILE, PROVENANCE_FILE)
             or (name.startswith("per_query_gains_") and name.endswith(".svg")))
 
 

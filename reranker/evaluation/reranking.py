@@ -62,49 +62,48 @@ def split_judged(values: dict) -> tuple[dict, dict]:
     """(`values` without judged@k, the `judged` entry of the metrics: the measure's name and each run's mean, runs
     named as in the metrics). Judged@k describes the judgments, not the ranking's quality: it is reported beside
     the measures, never tested. Example: ``split_judged(measure_runs(runs, qrels, 10))[1]["trained"]``."""
-    names = {"first_stage": "retrieval"}
     first = next(iter(values.values()), {})
     judged_name = next((measure for measure in first if measure.startswith("judged@")), None)
     if judged_name is None:
         return values, {}
     entry = {"measure": judged_name}
     for run, by_measure in values.items():
-        entry[names.get(run, run)] = round(float(np.mean(list(by_measure[judged_name].values()) or [0.0])), 4)
+        entry[run] = round(float(np.mean(list(by_measure[judged_name].values()) or [0.0])), 4)
     rest = {run: {m: v for m, v in by_measure.items() if m != judged_name} for run, by_measure in values.items()}
     return rest, entry
 
 
 def report(kind: str, values: dict, significance, first_stage_weight: float | None = None) -> dict:
     """A reranking set's metrics entry: each run's means, and for each measure the trained model's paired
-    comparison with the first stage (`vs_retrieval`) and with each baseline scored (`vs_embedding_model`,
+    comparison with the first stage (`vs_first_stage`) and with each baseline scored (`vs_embedding_model`,
     `vs_teacher`, `vs_base_model`): delta, confidence interval, p-value, and how many queries got better, worse
     or stayed the same (as PyTerrier's pt.Experiment counts them). `significance` is params.evaluate.significance.
     A `fused` run (the trained model fused with the first stage at `first_stage_weight`, evaluate.fusion) gets an
     entry of its own, `fused`, with the same comparisons and one with the trained model (`vs_trained`); the trained
     model's entry is the same with or without it.
 
-    Example: ``report("collection", measure_runs(runs, qrels, 10), params.evaluate.significance)["vs_retrieval"]``.
+    Example: ``report("collection", measure_runs(runs, qrels, 10), params.evaluate.significance)["vs_first_stage"]``.
     """
     values, judged_entry = split_judged(values)
     values = dict(values)
     fused = values.pop("fused", None)
     fused_judged = judged_entry.pop("fused", None)
-    entry = {"kind": kind, "trained": means(values["trained"]), "retrieval": means(values["first_stage"]),
+    entry = {"kind": kind, "trained": means(values["trained"]), "first_stage": means(values["first_stage"]),
              **{name: means(values[name]) for name in BASELINES if name in values}}
     if judged_entry:
         entry["judged"] = judged_entry
     if "base_model" in values:
         entry["delta"] = {measure: round(entry["trained"][measure] - entry["base_model"][measure], 4)
                           for measure in entry["trained"]}
-    compared = {"retrieval": "first_stage", **{name: name for name in BASELINES if name in values}}
-    for name, run in compared.items():
-        entry[f"vs_{name}"], entry["test"] = versus(values["trained"], values[run], significance)
+    compared = ["first_stage", *(name for name in BASELINES if name in values)]
+    for run in compared:
+        entry[f"vs_{run}"], entry["test"] = versus(values["trained"], values[run], significance)
     if fused is not None:
         entry["fused"] = {"first_stage_weight": first_stage_weight, "means": means(fused)}
         if fused_judged is not None:
             entry["fused"]["judged"] = fused_judged
-        for name, run in {**compared, "trained": "trained"}.items():
-            entry["fused"][f"vs_{name}"], _ = versus(fused, values[run], significance)
+        for run in [*compared, "trained"]:
+            entry["fused"][f"vs_{run}"], _ = versus(fused, values[run], significance)
     return entry
 
 
@@ -140,15 +139,25 @@ def sorted_gains(ours: dict[str, float], theirs: dict[str, float]) -> pd.DataFra
                          "gain": [round(g, 6) for g, _ in gains]})
 
 
+def direction(comparison: dict, alpha: float) -> str:
+    """A paired comparison in words, by the card's rule at `alpha`: "better", "worse" or "no significant
+    difference". Example: ``direction({"delta": -0.1, "ci_low": -0.16, "ci_high": -0.05, "p_value": 0.0004}, 0.05)``
+    is "worse"."""
+    if not significant(comparison, alpha):
+        return "no significant difference"
+    return "better" if comparison["delta"] > 0 else "worse"
+
+
 def headline(results: dict, alpha: float = 0.05) -> dict:
     """The few numbers of the trained model's metrics that `dvc exp show` shows (the full `results` stay in their
-    own file): per reranking set its ndcg@k, its gain over the first stage, whether that gain is `significant` (the
-    card's rule, at `alpha`) and its p-value, its gains over the embedding model and the teacher, and the fused
-    ranking's (`fused`); per other evaluator, its primary metric and its gain over the base model. Each NanoBEIR
-    dataset's own entry is left out.
+    own file): per reranking set its ndcg@k; its gain over the first stage, in words (`than_first_stage`: better,
+    worse or no significant difference, the card's rule at `alpha`) and its p-value; the same over the embedding
+    model and the teacher; and the fused ranking's (`fused`); per other evaluator, its primary metric and its gain
+    over the base model. Each NanoBEIR dataset's own entry is left out.
 
-    Example: ``headline(results, alpha=0.05)["dev"]`` is
-    ``{"ndcg@10": 0.61, "vs_first_stage": 0.05, "significant": True, "p_value": 0.003}``.
+    Example: ``headline(results, alpha=0.05)["dev"]`` is ``{"ndcg@10": 0.61, "vs_first_stage": 0.05,
+    "than_first_stage": "better", "p_value": 0.003, "vs_embedding_model": -0.01,
+    "than_embedding_model": "no significant difference"}``.
     """
     summary = {}
     for name, entry in results.items():
@@ -159,16 +168,17 @@ def headline(results: dict, alpha: float = 0.05) -> dict:
             metric = primary_metric("classification", 0, 1 if "average_precision" in trained else 2)
         else:
             metric = next(measure for measure in trained if measure.startswith("ndcg@"))
-        if "vs_retrieval" in entry:
-            comparison = entry["vs_retrieval"][metric]
+        if "vs_first_stage" in entry:
+            comparison = entry["vs_first_stage"][metric]
             summary[name] = {metric: trained[metric], "vs_first_stage": comparison["delta"],
-                             "significant": significant(comparison, alpha), "p_value": comparison["p_value"]}
+                             "than_first_stage": direction(comparison, alpha), "p_value": comparison["p_value"]}
             for baseline in ("embedding_model", "teacher"):
                 if f"vs_{baseline}" in entry:
                     summary[name][f"vs_{baseline}"] = entry[f"vs_{baseline}"][metric]["delta"]
+                    summary[name][f"than_{baseline}"] = direction(entry[f"vs_{baseline}"][metric], alpha)
             if "fused" in entry:
                 summary[name]["fused"] = {metric: entry["fused"]["means"][metric],
-                                          "vs_first_stage": entry["fused"]["vs_retrieval"][metric]["delta"]}
+                                          "vs_first_stage": entry["fused"]["vs_first_stage"][metric]["delta"]}
         else:
             summary[name] = {metric: trained[metric], "vs_base_model": entry["delta"].get(metric)}
     return summary

@@ -30,7 +30,7 @@ def unjudged_report(name: str, holes: pd.DataFrame, judged_entry: dict, rows: in
     """A Markdown page of the `rows` highest-scored unjudged documents of set `name` (from `unjudged_top`)."""
     lines = [f"# Unjudged documents in the trained model's top ranks: {markdown_text(name, REPORT_CELL)}", "",
              f"{len(holes)} (query, document) pairs in the top ranks have no judgment; each counts as not relevant. "
-             f"{judged_entry.get('measure', 'judged')}: first stage {judged_entry.get('retrieval', 0):.4f}, trained "
+             f"{judged_entry.get('measure', 'judged')}: first stage {judged_entry.get('first_stage', 0):.4f}, trained "
              f"{judged_entry.get('trained', 0):.4f}. The {min(rows, len(holes))} the trained model scores highest:",
              "", "| # | query | document | rank | score |", "|---|---|---|---|---|"]
     for number, row in enumerate(holes.head(rows).itertuples(), start=1):

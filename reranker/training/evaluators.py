@@ -63,8 +63,8 @@ def build_evaluators(evaluate, mine_dir: Path, names=EVALUATOR_ORDER) -> dict[st
 def run_evaluators(model, evaluate, mine_dir: Path, side: str, names=EVALUATOR_ORDER,
                    base: dict | None = None) -> dict:
     """The configured evaluators among `names` on `model`, in the one metrics schema: evaluator name ->
-    {"kind": ..., side: {metric: value}, "retrieval": {metric: value}} where `side` is "base_model" or "trained"
-    and "retrieval" is the candidates' own order (BM25 for NanoBEIR; none for classification). With `base` (the
+    {"kind": ..., side: {metric: value}, "first_stage": {metric: value}} where `side` is "base_model" or "trained"
+    and "first_stage" is the candidates' own order (BM25 for NanoBEIR; none for classification). With `base` (the
     evaluate_base stage's metrics), each entry also holds the base model's values and the trained model's delta.
 
     Example: ``run_evaluators(model, params.evaluate, Path("data/mine"), "trained")["dev"]["trained"]["ndcg@10"]``.
@@ -76,12 +76,13 @@ def run_evaluators(model, evaluate, mine_dir: Path, side: str, names=EVALUATOR_O
                 continue
             name, is_retrieval, metric = parts
             is_mean = kind == "nanobeir" and name == nanobeir_mean_name(evaluate.nanobeir.rerank_k)
-            entry = results.setdefault(name, {"kind": "nanobeir_mean" if is_mean else kind, side: {}, "retrieval": {}})
-            entry["retrieval" if is_retrieval else side][metric] = round(float(value), 4)
+            entry = results.setdefault(name, {"kind": "nanobeir_mean" if is_mean else kind, side: {},
+                                              "first_stage": {}})
+            entry["first_stage" if is_retrieval else side][metric] = round(float(value), 4)
     for name, entry in results.items() if base is not None else ():
         base_model = base.get(name, {}).get("base_model", {})
         results[name] = {"kind": entry["kind"], "trained": entry["trained"], "base_model": base_model,
                          "delta": {metric: round(value - base_model[metric], 4)
                                    for metric, value in entry["trained"].items() if metric in base_model},
-                         "retrieval": entry["retrieval"]}
+                         "first_stage": entry["first_stage"]}
     return results
