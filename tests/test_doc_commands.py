@@ -126,3 +126,24 @@ def test_the_docs_own_recipe_passes_rerank_check(tmp_path):
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "card.model_name is 'all-MiniLM-L6-v2 reranker distilled" in result.stderr
     assert f"download.source is {faq}" in result.stderr
+
+
+def test_the_params_pages_error_examples_are_what_the_check_prints(tmp_path, monkeypatch):
+    """docs/params.md shows two of the check's one-line errors: each is what `rerank check` prints for that edit."""
+    import yaml
+
+    from reranker.checks.params import check_params
+
+    page = (ROOT / "docs/params.md").read_text().split("## Checks", 1)[1]
+    shown = re.search(r"```\n(.*?)```", page, re.DOTALL).group(1).splitlines()
+    edits = [lambda params: params["download"].update(limitt=5),
+             lambda params: params["train"]["args"].update(eval_strategy="step")]
+    assert len(shown) == len(edits)
+    monkeypatch.chdir(tmp_path)
+    for line, edit in zip(shown, edits):
+        params = yaml.safe_load((ROOT / "params.yaml").read_text())
+        edit(params)
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        with pytest.raises(PipelineError) as raised:
+            check_params("params.yaml")
+        assert f"error: {raised.value}" == line
