@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sentence_transformers.cross_encoder import CrossEncoder
 
@@ -28,11 +27,13 @@ from reranker.evaluation.reranking import (
     measure_runs,
     report,
     reranking_sets,
+    result_lines,
     score_candidates,
     sorted_gains,
+    write_gains,
 )
-from reranker.evaluation.score_distribution import score_distribution
-from reranker.evaluation.unjudged import unjudged_report, unjudged_top
+from reranker.evaluation.score_distribution import write_score_distribution
+from reranker.evaluation.unjudged import unjudged_report, unjudged_top, write_unjudged
 from reranker.params import load_sections
 from reranker.training.emissions import track_emissions
 from reranker.training.evaluators import LIBRARY_EVALUATORS, run_evaluators
@@ -102,40 +103,21 @@ def main() -> None:
         results.update(run_evaluators(model, params.evaluate, paths.mine_dir, "trained", LIBRARY_EVALUATORS,
                                       base=json.loads(base_metrics.read_text())))
 
-    if paths.unjudged:  # a review list per set: what the measures count as misses without a judgment
-        with atomic_output(paths.unjudged) as partial:
-            partial.mkdir()
-            for name, page in unjudged.items():
-                (partial / f"{name}.md").write_text(page)
-
-    # 4. The dev score distribution, from the scores above; pairs no set scored (labelled data) are scored here
+    # 4. The side outputs: a review list per set of what the measures count as misses without a judgment; the dev
+    #    score distribution (pairs no set scored, labelled data, are scored here); the sorted per-query gains
+    if paths.unjudged:
+        write_unjudged(paths.unjudged, unjudged)
     if paths.score_plot:
-        pairs = pd.read_parquet(paths.mine_dir / "dev_pairs.parquet")
-        keys = list(zip(pairs["query"], pairs["document"]))
-        if missing := [key for key in dict.fromkeys(keys) if key not in dev_scores]:
-            missing_frame = pd.DataFrame(missing, columns=["query", "document"])
-            dev_scores.update(zip(missing, score_candidates(model, missing_frame, params.evaluate.batch_size)))
-        with atomic_output(paths.score_plot) as partial:
-            scores = np.array([dev_scores[key] for key in keys])
-            score_distribution(scores, pairs["label"]).to_csv(partial, index=False)
+        write_score_distribution(paths.score_plot, pd.read_parquet(paths.mine_dir / "dev_pairs.parquet"), dev_scores,
+                                 lambda pairs: score_candidates(model, pairs, params.evaluate.batch_size))
     if paths.gains:
-        with atomic_output(paths.gains) as partial:
-            partial.mkdir()
-            for name, frame in gains.items():
-                frame.to_csv(partial / f"{name}.csv", index=False)
+        write_gains(paths.gains, gains)
+
+    # 5. The metrics, and their headline for `dvc exp show`
     write_json(paths.metrics, {**results, "seconds": round(time.perf_counter() - started, 1)})
     if paths.summary:
         write_json(paths.summary, headline(results, alpha=1 - params.evaluate.significance.confidence))
-    for name, entry in results.items():
-        versus = entry.get("vs_first_stage") or {}
-        print(f"evaluate: {name} " + ", ".join(
-            f"{metric} {value:.4f}" + (f" ({versus[metric]['delta']:+.4f} vs first stage)" if metric in versus else "")
-            for metric, value in entry["trained"].items()))
-        if "fused" in entry:
-            fused = entry["fused"]
-            print(f"evaluate: {name} fused with the first stage at weight {fused['first_stage_weight']}: " + ", ".join(
-                f"{metric} {value:.4f} ({fused['vs_trained'][metric]['delta']:+.4f} vs trained)"
-                for metric, value in fused["means"].items()))
+    print("\n".join(result_lines(results)))
 
 
 if __name__ == "__main__":

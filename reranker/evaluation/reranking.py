@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reranker.core.outputs import atomic_output
 from reranker.evaluation.baselines import BASELINES
 from reranker.evaluation.candidates import dev_reranking_set, judged_relevant, read_set
 from reranker.evaluation.measures import JUDGED, judged, per_query
@@ -137,6 +138,31 @@ def sorted_gains(ours: dict[str, float], theirs: dict[str, float]) -> pd.DataFra
     gains = sorted(((ours[query] - theirs[query], query) for query in ours), key=lambda item: (item[0], item[1]))
     return pd.DataFrame({"rank": range(1, len(gains) + 1), "query_id": [q for _, q in gains],
                          "gain": [round(g, 6) for g, _ in gains]})
+
+
+def write_gains(folder, gains: dict[str, pd.DataFrame]) -> None:
+    """Each set's sorted per-query gains (`sorted_gains`) as `<set>.csv` in `folder`, for `dvc plots`."""
+    with atomic_output(folder) as partial:
+        partial.mkdir()
+        for name, frame in gains.items():
+            frame.to_csv(partial / f"{name}.csv", index=False)
+
+
+def result_lines(results: dict) -> list[str]:
+    """The evaluate stage's log: per set the trained model's measures with their gain over the first stage, and the
+    fused ranking's with its gain over the trained model."""
+    lines = []
+    for name, entry in results.items():
+        versus = entry.get("vs_first_stage") or {}
+        lines.append(f"evaluate: {name} " + ", ".join(
+            f"{metric} {value:.4f}" + (f" ({versus[metric]['delta']:+.4f} vs first stage)" if metric in versus else "")
+            for metric, value in entry["trained"].items()))
+        if "fused" in entry:
+            fused = entry["fused"]
+            lines.append(f"evaluate: {name} fused with the first stage at weight {fused['first_stage_weight']}: "
+                         + ", ".join(f"{metric} {value:.4f} ({fused['vs_trained'][metric]['delta']:+.4f} vs trained)"
+                                     for metric, value in fused["means"].items()))
+    return lines
 
 
 def direction(comparison: dict, alpha: float) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reranker.core.outputs import REPORT_CELL, markdown_text
+from reranker.core.outputs import REPORT_CELL, atomic_output, markdown_text
 
 
 def unjudged_top(candidates: pd.DataFrame, scores, qrels: dict, at_k: int) -> pd.DataFrame:
@@ -38,3 +38,11 @@ def unjudged_report(name: str, holes: pd.DataFrame, judged_entry: dict, rows: in
             row.query, row.query_id, row.document, row.doc_id))
         lines.append(f"| {number} | {query} `{query_id}` | {document} `{doc_id}` | {row.rank} | {row.score:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def write_unjudged(folder, pages: dict[str, str]) -> None:
+    """One review page per reranking set (`unjudged_report`'s), `<set>.md` in `folder`, whole or not at all."""
+    with atomic_output(folder) as partial:
+        partial.mkdir()
+        for name, page in pages.items():
+            (partial / f"{name}.md").write_text(page)
