@@ -48,20 +48,16 @@ def check(args: argparse.Namespace) -> None:
 
     from reranker.checks.params import check_params
 
+    label = " ".join(f"-S {override}" for override in args.set_param) if args.set_param else str(args.params)
     with tempfile.TemporaryDirectory() as folder:
         params_path = composed(args.set_param, Path(folder)) if args.set_param else args.params
-        run_checks(args, params_path, check_params)
-
-
-def run_checks(args: argparse.Namespace, params_path: Path, check_params) -> None:
-    label = " ".join(f"-S {override}" for override in args.set_param) if args.set_param else str(args.params)
-    try:
-        params = check_params(params_path)
-    except PipelineError as error:
-        if not args.json:
-            raise
-        print(json.dumps({"params": label, "ok": False, "error": str(error)}))
-        sys.exit(1)
+        try:
+            params = check_params(params_path)
+        except PipelineError as error:
+            if not args.json:
+                raise
+            print(json.dumps({"params": label, "ok": False, "error": str(error)}))
+            sys.exit(1)
     if args.json:
         print(json.dumps({"params": label, "ok": True, "recipe": params.recipe}))
     else:

