@@ -13,6 +13,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from reranker.card.provenance import eval_result_fields, hub_datasets, recorded_in, source_label
 from reranker.core.outputs import markdown_text
 from reranker.evaluation.baselines import BASELINES
+from reranker.evaluation.reranking import direction
 from reranker.evaluation.significance import significant
 from reranker.training.loss_inputs import learns_teacher_scores
 from reranker.training.metric_names import primary_metric
@@ -163,9 +164,10 @@ def limitations(final: dict, primary: dict[str, str], baseline_names: dict[str, 
             if comparison is None:
                 continue
             text = f"{label} ({comparison['delta']:+.4f} [{comparison['ci_low']:+.4f}, {comparison['ci_high']:+.4f}])"
-            if significant(comparison, alpha) and comparison["delta"] < 0:
+            verdict = direction(comparison, alpha)
+            if verdict == "worse":
                 below.append(text)
-            elif not significant(comparison, alpha):
+            elif verdict == "no significant difference":
                 level.append(text)
         if below:
             lines.append(f"On {markdown_text(name)}, its {metric} is significantly below {listed(below)}.")
